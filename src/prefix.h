@@ -1,0 +1,19 @@
+/* The 'prefix' template of SPEC §2: %a peer address, %i connection id, %%.
+ * Pure. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Upper bound of an expansion of a template of CONFIG_PREFIX_MAX bytes:
+ * each two-byte directive expands to at most ADDR_STR_MAX bytes. */
+#define PREFIX_EXPANDED_MAX (256 / 2 * 128)
+
+/* Returns 0 when the template is valid, -EINVAL otherwise (an unknown
+ * directive, a lone trailing '%', a LF byte) with *ret_bad_offset set to the
+ * offending byte. */
+int prefix_validate(const char *tmpl, size_t *ret_bad_offset);
+
+/* Expands a validated template into buf (no NUL added); returns the length,
+ * truncated to size. */
+size_t prefix_expand(const char *tmpl, const char *peer, uint64_t id, char *buf, size_t size);
