@@ -1,0 +1,82 @@
+/* Listener: owns a listening fd and, for Unix sockets it created, the socket
+ * file. It knows nothing of clients; the server decides what to do with an
+ * accepted connection. */
+#include "listener.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* A Unix socket path that exists: is anything listening on it? */
+static int unix_path_stale(const SockAddr *a) {
+        struct stat st;
+        if (lstat(a->un.sun_path, &st) < 0)
+                return -errno;
+        if (!S_ISSOCK(st.st_mode))
+                return -EADDRINUSE;
+        _cleanup_close_ int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0)
+                return -errno;
+        if (connect(probe, &a->sa, a->len) == 0)
+                return -EADDRINUSE;
+        return errno == ECONNREFUSED ? 0 : -EADDRINUSE;
+}
+
+static int listener_bind(const SockAddr *a) {
+        int family = a->sa.sa_family;
+        _cleanup_close_ int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (family != AF_UNIX) {
+                int on = 1;
+                if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0)
+                        return -errno;
+        }
+        if (family == AF_INET6) {
+                /* "[::]:port" means IPv6 only; "*:port" means both. */
+                int v6only = !a->any;
+                if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0)
+                        return -errno;
+        }
+        if (bind(fd, &a->sa, a->len) < 0)
+                return -errno;
+        if (listen(fd, LISTENER_BACKLOG) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+int listener_open(Listener *l, const SockAddr *a) {
+        *l = (Listener){.addr = *a};
+        addr_format_listen(a, l->name, sizeof(l->name));
+
+        int fd = listener_bind(a);
+        if (fd == -EADDRINUSE && a->sa.sa_family == AF_UNIX) {
+                int r = unix_path_stale(a);
+                if (r < 0)
+                        return r == -ENOENT ? fd : r;
+                if (unlink(a->un.sun_path) < 0 && errno != ENOENT)
+                        return -errno;
+                fd = listener_bind(a);
+        }
+        if (fd < 0)
+                return fd;
+        l->owns_path = a->sa.sa_family == AF_UNIX;
+        l->src.fd = fd;
+        return 0;
+}
+
+int listener_accept(Listener *l, struct sockaddr_storage *peer, socklen_t *peer_len) {
+        *peer_len = sizeof(*peer);
+        int fd = accept4(l->src.fd, (struct sockaddr *)peer, peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+void listener_close(Listener *l) {
+        l->src.fd = safe_close(l->src.fd);
+        if (l->owns_path) {
+                (void)unlink(l->addr.un.sun_path);
+                l->owns_path = false;
+        }
+}

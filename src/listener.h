@@ -1,0 +1,32 @@
+/* Listening sockets: binding the configured addresses (including the
+ * stale-Unix-socket check) and accepting connections. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "addr.h"
+#include "loop.h"
+
+typedef struct Listener {
+        Source src;
+        SockAddr addr;
+        char name[ADDR_STR_MAX];
+        bool owns_path;         /* a Unix socket file this process created */
+        bool paused;            /* accepting failed for lack of resources */
+} Listener;
+
+#define LISTENER_BACKLOG 4096
+
+/* Creates a non-blocking, close-on-exec socket listening on a, in l->src.fd
+ * (not yet added to a loop). A Unix socket file nothing listens on any more
+ * is replaced; one in use, or a path that is not a socket, gives -EADDRINUSE.
+ * Returns 0 or -errno. */
+int listener_open(Listener *l, const SockAddr *a);
+
+/* Accepts one connection (non-blocking, close-on-exec). Returns the fd, or
+ * -errno (-EAGAIN when the queue is empty). */
+int listener_accept(Listener *l, struct sockaddr_storage *peer, socklen_t *peer_len);
+
+/* Closes the socket and removes a Unix socket file this process created. */
+void listener_close(Listener *l);

@@ -1,0 +1,22 @@
+/* Logging to stderr with syslog priorities: "<N>" prefixes when stderr is
+ * the journal stream, plain "warning: "/"error: " lines elsewhere. */
+#pragma once
+
+#include <stdarg.h>
+#include <syslog.h>
+
+#include "util.h"
+
+/* Detects whether stderr is connected to journald ($JOURNAL_STREAM). */
+void log_open(void);
+/* Lines less important than 'max_priority' (a LOG_* value) are dropped. */
+void log_set_max_priority(int max_priority);
+int log_get_max_priority(void);
+void log_full(int priority, const char *fmt, ...) _printf_(2, 3);
+void log_fullv(int priority, const char *fmt, va_list ap) _printf_(2, 0);
+
+#define log_debug(...) log_full(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_full(LOG_INFO, __VA_ARGS__)
+#define log_notice(...) log_full(LOG_NOTICE, __VA_ARGS__)
+#define log_warning(...) log_full(LOG_WARNING, __VA_ARGS__)
+#define log_error(...) log_full(LOG_ERR, __VA_ARGS__)
