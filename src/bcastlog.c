@@ -416,8 +416,3 @@ int bcastlog_cursor_drop(BcastLog *log, LogCursor *c, uint64_t skip, uint64_t li
         *ret_rest_len = rest_len;
         return dropped;
 }
-
-bool bcastlog_over_limit(const BcastLog *log, uint64_t limit) {
-        const LogBlock *h = log->head;
-        return h != log->tail && h->start + h->used + limit < bcastlog_end(log);
-}

@@ -66,11 +66,5 @@ void bcastlog_advance(BcastLog *log, LogCursor *c, uint64_t skip, size_t bytes);
 int bcastlog_cursor_drop(BcastLog *log, LogCursor *c, uint64_t skip, uint64_t limit,
                          char **ret_rest, size_t *ret_rest_len);
 
-/* True when some cursor may be more than 'limit' bytes behind the end:
- * cheap enough to ask after every append. Every cursor in the oldest block
- * is then over the limit; once they are all moved or released the answer
- * turns false again. */
-bool bcastlog_over_limit(const BcastLog *log, uint64_t limit);
-
 /* Bytes of memory held by blocks (for statistics and tests). */
 size_t bcastlog_memory(const BcastLog *log);

@@ -87,11 +87,5 @@ int client_flush(Client *c, BcastLog *log, uint64_t skip) {
                 client_drop_rest(c);
         bcastlog_advance(log, &c->cursor, skip, sent - from_rest);
 
-        if (sent < total) {
-                /* A short write means the socket buffer is full: like
-                 * EAGAIN, wait for the next EPOLLOUT edge. */
-                c->writable = false;
-                return -EAGAIN;
-        }
         return client_backlog(c, log) > 0 ? 1 : 0;
 }

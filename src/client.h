@@ -45,9 +45,10 @@ Client *client_free(Client *c);
 size_t client_peer(const Client *c, char *buf, size_t size);
 
 /* One sendmsg() of everything queued (up to the caps). Returns 0 when the
- * client is caught up, 1 when more is queued, -EAGAIN when the socket is
- * full (c->writable is then false), or another -errno when the connection
- * failed. */
+ * client is caught up, 1 when more is queued (a short write included: only
+ * EAGAIN proves that an EPOLLOUT edge will follow), -EAGAIN when the socket
+ * is full (c->writable is then false), or another -errno when the
+ * connection failed. */
 int client_flush(Client *c, BcastLog *log, uint64_t skip);
 
 /* Bytes queued for this client in the server's memory. */

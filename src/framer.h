@@ -33,6 +33,6 @@ int framer_next(Framer *f, const char **in, size_t *in_len, size_t max, const ch
 int framer_finish(Framer *f, size_t max, const char **ret_line, size_t *ret_len);
 
 /* Bytes of an unfinished line currently held. */
-static inline size_t framer_pending(const Framer *f) { return f->len; }
+static inline size_t framer_pending(const Framer *f) { return f->handed_out ? 0 : f->len; }
 
 void framer_reset(Framer *f);

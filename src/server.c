@@ -40,7 +40,7 @@
 
 #define USEC_PER_SEC 1000000ULL
 #define READ_BUFFER_SIZE (128 * 1024)
-#define READ_BUDGET 4           /* reads per client per round */
+#define READ_BUDGET 1           /* reads per client per round: bounds what a round adds */
 #define ACCEPT_BUDGET 256       /* accepts per listener per round */
 #define TICK_USEC USEC_PER_SEC
 #define DRAIN_TICK_USEC (USEC_PER_SEC / 10)
@@ -86,6 +86,7 @@ struct Server {
         size_t n_clients;
         uint64_t last_id;
         bool log_grew;
+        uint64_t blocked_check_at;
         Phase phase;
         uint64_t drain_deadline;
         int reserve_fd;         /* spent to refuse connections at EMFILE */
@@ -156,7 +157,9 @@ static void client_list_for_each(Server *s, void (*fn)(Server *s, Client *c, voi
 
 /* --- limits ---------------------------------------------------------------- */
 
-static void server_slow_client(Server *s, Client *c, void *arg _unused_) {
+/* A reader is slow only while its socket is full: a writable one is flushed
+ * at the end of the round, whatever it has queued. */
+static void server_slow_client(Server *s, Client *c) {
         uint64_t limit = s->config->max_queue_bytes;
         if (c->phase != CLIENT_OPEN || bcastlog_backlog(s->log, &c->cursor) <= limit)
                 return;
@@ -191,14 +194,28 @@ static void server_slow_client(Server *s, Client *c, void *arg _unused_) {
                     c->id, peer, limit, r);
 }
 
-/* Every cursor in the oldest block is over the limit once this triggers;
- * handling them frees that block, so each pass makes progress. */
-static void server_enforce_queue_limit(Server *s) {
-        while (bcastlog_over_limit(s->log, s->config->max_queue_bytes)) {
-                uint64_t before = bcastlog_memory(s->log);
-                client_list_for_each(s, server_slow_client, NULL);
-                if (bcastlog_memory(s->log) >= before)
-                        break;
+/* Called on a blocked client: handles it if over the limit, then lowers
+ * blocked_check_at to where it will next need a look. */
+static void server_watch_blocked(Server *s, Client *c) {
+        server_slow_client(s, c);
+        if (c->phase == CLIENT_OPEN) {
+                uint64_t pos = bcastlog_end(s->log) - bcastlog_backlog(s->log, &c->cursor);
+                s->blocked_check_at = MIN(s->blocked_check_at, pos + s->config->max_queue_bytes);
+        }
+}
+
+/* After every append: once the log end passes blocked_check_at (a lower
+ * bound of where the furthest-behind blocked reader crosses the limit), look
+ * at the blocked readers. Cursors only move forward, so between two looks
+ * nothing can cross the limit unnoticed, and writable readers never need a
+ * look at all. */
+static void server_check_blocked(Server *s) {
+        if (bcastlog_end(s->log) <= s->blocked_check_at)
+                return;
+        s->blocked_check_at = UINT64_MAX;
+        for (ListNode *n = s->blocked_list.next, *next; n != &s->blocked_list; n = next) {
+                next = n->next;
+                server_watch_blocked(s, container_of(n, Client, link));
         }
 }
 
@@ -223,7 +240,7 @@ static int server_publish(Server *s, Client *c, const char *prefix, size_t prefi
                 return r;
         }
         s->log_grew = true;
-        server_enforce_queue_limit(s);
+        server_check_blocked(s);
         /* The limit may have cut off the sender itself. */
         return c->phase == CLIENT_OPEN ? 0 : -ECONNRESET;
 }
@@ -325,11 +342,9 @@ static void server_client_read(Server *s, Client *c, uint32_t events) {
                         s->stats.bytes += (uint64_t)n;
                         if (relay && server_client_input(s, c, s->rbuf, (size_t)n) < 0)
                                 return;
-                        /* A short read emptied the socket; with edge
-                         * triggering new data raises a new edge. After a
-                         * hang-up, read on to see the end of the stream. */
-                        if ((size_t)n < sizeof(s->rbuf) && !(events & (EPOLLRDHUP | EPOLLHUP)))
-                                return;
+                        /* Only EAGAIN proves the socket empty, so the edge is
+                         * kept until a read returns it: next round if the
+                         * budget is spent. */
                         if (i + 1 >= READ_BUDGET) {
                                 loop_requeue(s->loop, &c->src, EPOLLIN | (events & (EPOLLRDHUP | EPOLLHUP)));
                                 return;
@@ -389,12 +404,16 @@ static void server_flush(Server *s) {
         list_splice_back(&todo, &s->flush_list);
         while ((n = list_pop_front(&todo))) {
                 Client *c = container_of(n, Client, link);
-                int r = client_flush(c, s->log, server_skip(s, c));
-                if (r == 1)
-                        list_push_back(&s->flush_list, n);
-                else if (r == -EAGAIN)
+                int r;
+                /* Write until the socket is full or the client caught up:
+                 * whatever is still queued after that is truly waiting. */
+                do
+                        r = client_flush(c, s->log, server_skip(s, c));
+                while (r == 1);
+                if (r == -EAGAIN) {
                         list_push_back(&s->blocked_list, n);
-                else if (r < 0)
+                        server_watch_blocked(s, c);
+                } else if (r < 0)
                         server_close_client(s, c, strerror(-r));
                 else if (s->phase == PHASE_DRAINING)
                         server_linger(s, c);
@@ -560,6 +579,8 @@ static void server_reload(Server *s) {
         bool keepalive_changed = config->tcp_keepalive != s->config->tcp_keepalive;
         config_free(s->config);
         s->config = config;
+        /* A new max_queue_bytes applies from the next message on. */
+        s->blocked_check_at = 0;
         log_set_max_priority((int)config->log_level);
         if (keepalive_changed)
                 client_list_for_each(s, server_tune_keepalive, NULL);
@@ -715,6 +736,7 @@ int server_new(Server **ret, Config *config, const char *config_path, bool must_
                 return log_error("out of memory"), -ENOMEM;
         }
         s->config = config;
+        s->blocked_check_at = UINT64_MAX;
         s->signal_src.fd = s->timer_src.fd = -1;
         list_init(&s->flush_list);
         list_init(&s->idle_list);

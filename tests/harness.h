@@ -21,6 +21,10 @@ typedef struct Daemon {
         char dir[64];           /* private temporary directory */
         char conf_path[128];    /* dir/eb.conf */
         char log_path[128];     /* dir/stderr.log: the daemon's stderr */
+        /* Extensions (harness.c owns them). */
+        char out_path[128];     /* dir/stdout.log: the daemon's stdout */
+        bool reaped;            /* waitpid() collected the exit status */
+        int status;             /* daemon_wait()'s value once reaped */
 } Daemon;
 
 /* Writes dir/eb.conf with `listen = ["127.0.0.1:PORT"]; log_level = "info";`
@@ -28,9 +32,12 @@ typedef struct Daemon {
  * with `-c dir/eb.conf` and waits (≤ 5 s) until the port accepts. */
 void daemon_start(Daemon *d, const char *extra_settings);
 /* Same, but with the config text given whole (the test owns 'listen'); does
- * not wait for a port. Used for config-error and exit-code tests. */
+ * not wait for a port. Used for config-error and exit-code tests.
+ * In conf_text (and in every text below) "@PORT@" is replaced by d->port and
+ * "@DIR@" by d->dir. A NULL conf_text writes no file and passes no -c: the
+ * daemon gets extra_argv only (NULL-terminated, may be NULL). */
 void daemon_spawn_raw(Daemon *d, const char *conf_text, char *const extra_argv[]);
-/* Rewrites dir/eb.conf (for SIGHUP tests). */
+/* Rewrites dir/eb.conf (for SIGHUP tests), atomically (write + rename). */
 void daemon_write_conf(Daemon *d, const char *conf_text);
 void daemon_signal(Daemon *d, int sig);
 /* Waits ≤ timeout_ms for exit; returns the exit status (0..255), 128+signal
@@ -43,17 +50,121 @@ bool daemon_log_contains(Daemon *d, const char *needle, int timeout_ms);
 /* Resident set size of the daemon in KiB (from /proc). */
 long daemon_rss_kib(Daemon *d);
 
+/* --- Extensions ----------------------------------------------------------- */
+
+/* Stops every daemon this process started and removes its directory; safe to
+ * call any time. Use as criterion .fini; it is also run at exit. Daemons are
+ * started with PR_SET_PDEATHSIG = SIGKILL, so a crashed test kills them too. */
+void harness_cleanup(void);
+/* Creates the private directory, the file paths and a free port, starts
+ * nothing (for tests that put files in dir before the daemon starts). */
+void daemon_init(Daemon *d);
+/* Starts the daemon in an initialised Daemon (see daemon_spawn_raw for the
+ * meaning of the arguments); may be used again once the previous one exited. */
+void daemon_exec(Daemon *d, const char *conf_text, char *const extra_argv[]);
+/* Rewrites dir/eb.conf the way daemon_start writes it (same listen line). */
+void daemon_write_settings(Daemon *d, const char *extra_settings);
+/* True while the process runs (reaps it otherwise). */
+bool daemon_running(Daemon *d);
+/* Waits ≤ timeout_ms until a TCP socket listens on port (any local address of
+ * that port, IPv4 or IPv6) or the Unix socket path listens, without
+ * connecting (a probe connection would be a client). Fails the test if the
+ * daemon exits meanwhile, or on timeout. */
+void daemon_wait_tcp_listening(Daemon *d, uint16_t port, int timeout_ms);
+void daemon_wait_unix_listening(Daemon *d, const char *path, int timeout_ms);
+/* True when a Unix socket at path is in listening state (from /proc/net/unix). */
+bool harness_unix_listening(const char *path);
+/* True when one line of the daemon's stderr contains every needle of the
+ * NULL-terminated list (waits ≤ timeout_ms). */
+bool daemon_log_line_has(Daemon *d, const char *const needles[], int timeout_ms);
+/* Number of lines of the daemon's stderr that contain needle. */
+int daemon_log_count(Daemon *d, const char *needle);
+/* The daemon's stderr / stdout as a NUL-terminated string (free() it). */
+char *daemon_log_text(Daemon *d);
+char *daemon_out_text(Daemon *d);
+/* True when the daemon's stdout contains needle (no waiting). */
+bool daemon_out_contains(Daemon *d, const char *needle);
+/* True when an IPv6 socket can be bound on ::1. */
+bool harness_have_ipv6(void);
+
 /* A connected client socket (blocking, with SO_RCVTIMEO of 5 s). */
 int client_connect(uint16_t port);
+/* Same over IPv6 ([::1]:port) and over a Unix socket. */
+int client_connect6(uint16_t port);
+int client_connect_unix(const char *path);
+/* IPv4 client whose SO_RCVBUF is set to rcvbuf before connecting (a reader
+ * that the kernel cannot buffer much for). */
+int client_connect_rcvbuf(uint16_t port, int rcvbuf);
+/* IPv4 connect that may fail: returns the fd or -1 (errno set). */
+int client_try_connect(uint16_t port);
+/* The local port of a TCP client socket. */
+uint16_t client_local_port(int fd);
 /* Sends all of buf. */
 void client_send(int fd, const void *buf, size_t len);
 void client_send_str(int fd, const char *s);
+/* Sends all of buf within timeout_ms; false if the peer reset/closed the
+ * connection or the time ran out (for clients the daemon may cut off). */
+bool client_try_send(int fd, const void *buf, size_t len, int timeout_ms);
 /* Reads exactly len bytes within timeout_ms; fails the test otherwise. */
 void client_recv_exact(int fd, void *buf, size_t len, int timeout_ms);
 /* Reads one line (LF included) into buf within timeout_ms; returns its length. */
 size_t client_recv_line(int fd, char *buf, size_t size, int timeout_ms);
+/* Like client_recv_line, but returns 0 when no whole line arrived in time
+ * (nothing consumed if nothing had arrived) and -1 at EOF/reset; still
+ * fails the test on a line longer than size-1 or a line cut short. The line
+ * is NUL-terminated. */
+ssize_t client_try_recv_line(int fd, char *buf, size_t size, int timeout_ms);
 /* True when nothing at all arrives within wait_ms. */
 bool client_recv_nothing(int fd, int wait_ms);
 /* True when the peer closes (read returns 0 or ECONNRESET) within timeout_ms,
  * discarding whatever arrives before. */
 bool client_wait_closed(int fd, int timeout_ms);
+
+/* Makes sure the daemon has accepted every client of fds (so that all of them
+ * receive what is sent next): fds[n-1] sends sync lines until every other
+ * client got one, then an end marker that all read up to. Every line read on
+ * the way must be a sync line (any prefix), so nothing else may be pending.
+ * With echo, fds[n-1] reads its own sync lines too. Works across listeners. */
+void clients_sync(const int *fds, size_t n, bool echo);
+
+/* Sequence-numbered test messages: exactly len bytes (LF included, len ≥ 16),
+ * "#<8 digits> " then filler that depends on the number, then LF. */
+void seq_msg_format(char *buf, size_t len, uint32_t seq);
+/* The number of a well-formed message of exactly len bytes, or -1. */
+long seq_msg_parse(const char *line, size_t linelen, size_t len);
+
+/* Reads and checks a stream of seq messages from a client, non-blocking. */
+typedef struct SeqReader {
+        int fd;
+        size_t msg_len;
+        bool strict;            /* every number, no gap, or fail */
+        char *buf;              /* partial line */
+        size_t buf_len;
+        uint64_t received;      /* whole, valid messages */
+        long last_seq;          /* -1 before the first */
+        uint64_t gaps;          /* numbers skipped (not strict) */
+        uint64_t bytes;         /* raw bytes read */
+        bool eof;
+        char error[256];        /* first violation; "" when none */
+} SeqReader;
+void seq_reader_init(SeqReader *r, int fd, size_t msg_len, bool strict);
+/* Reads what is there (at most max_bytes; 0 = no limit); returns bytes read,
+ * 0 when nothing was ready, -1 at EOF or reset. */
+ssize_t seq_reader_poll(SeqReader *r, size_t max_bytes);
+void seq_reader_free(SeqReader *r);
+
+/* Sends count seq messages (numbers 0..count-1, each msg_len bytes) from
+ * sender without blocking, while draining every reader of readers[]; returns
+ * once everything is sent and each reader has count messages or failed, or
+ * after timeout_ms (the test then fails). When d is not NULL the daemon's RSS
+ * is sampled on the way; the maximum (KiB) goes to *max_rss_kib. */
+void pump_seq(int sender, SeqReader *const readers[], size_t n_readers, uint32_t count,
+              size_t msg_len, Daemon *d, long *max_rss_kib, int timeout_ms);
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t harness_now_ms(void);
+void harness_sleep_ms(int ms);
+/* Bytes the kernel may buffer on a loopback TCP path (the sender's maximum
+ * send buffer plus the receiver's maximum receive buffer); tests that must
+ * overflow a daemon-side queue send more than this. */
+size_t harness_kernel_buffering(void);

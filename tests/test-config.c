@@ -1,0 +1,930 @@
+/* Unit tests for src/config.c: defaults, every kind of error with its file
+ * and line, the libconfig 1.5 pitfalls, @include, and config_print output fed
+ * back in. Each test writes its files into its own mkdtemp directory, which
+ * the suite's .fini removes. */
+
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char dir[1024];
+
+static void setup(void) {
+        const char *tmp = getenv("TMPDIR");
+        char tmpl[sizeof(dir)];
+
+        snprintf(tmpl, sizeof(tmpl), "%s/eb-test-config-XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp");
+        cr_assert_not_null(mkdtemp(tmpl), "mkdtemp: %s", strerror(errno));
+        strcpy(dir, tmpl);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void)st, (void)flag, (void)ftw;
+        return remove(path);
+}
+
+static void teardown(void) {
+        if (dir[0])
+                cr_assert_eq(nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0, "cleaning %s: %s", dir,
+                             strerror(errno));
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+
+/* dir/name; a few may be in use at once. */
+static const char *path_of(const char *name) {
+        static char paths[4][PATH_MAX];
+        static unsigned next;
+        char *p = paths[next++ % 4];
+
+        snprintf(p, PATH_MAX, "%s/%s", dir, name);
+        return p;
+}
+
+static const char *write_bytes(const char *name, const char *data, size_t len) {
+        const char *p = path_of(name);
+        FILE *f = fopen(p, "w");
+
+        cr_assert_not_null(f, "fopen %s: %s", p, strerror(errno));
+        cr_assert_eq(fwrite(data, 1, len, f), len);
+        cr_assert_eq(fclose(f), 0);
+        return p;
+}
+
+static const char *write_file(const char *name, const char *text) {
+        return write_bytes(name, text, strlen(text));
+}
+
+/* Loads 'text' from dir/eb.conf; on success *ret is a new Config. */
+static int load_text(const char *text, Config **ret, char *err, size_t errlen) {
+        const char *p = write_file("eb.conf", text);
+        bool used_defaults = true;
+        int r = config_load(p, true, ret, &used_defaults, err, errlen);
+
+        if (r >= 0)
+                cr_expect_not(used_defaults, "an existing file must not report defaults");
+        return r;
+}
+
+static Config *load_ok(const char *text) {
+        char err[512] = "";
+        Config *c = NULL;
+
+        cr_assert_eq(load_text(text, &c, err, sizeof(err)), 0, "load failed: %s", err);
+        cr_assert_not_null(c);
+        return c;
+}
+
+static Config sentinel;
+
+/* Loads 'text' from dir/eb.conf and expects an error "dir/eb.conf:" want,
+ * with -EINVAL and the out-parameters left alone. */
+static void expect_error(const char *text, const char *want) {
+        char err[512], expected[PATH_MAX + 512];
+        Config *c = &sentinel;
+        bool used_defaults = true;
+        const char *p = write_file("eb.conf", text);
+
+        memset(err, 0, sizeof(err));
+        cr_assert_eq(config_load(p, true, &c, &used_defaults, err, sizeof(err)), -EINVAL,
+                     "expected -EINVAL for:\n%s\n(message: %s)", text, err);
+        snprintf(expected, sizeof(expected), "%s:%s", p, want);
+        cr_expect_str_eq(err, expected);
+        cr_expect_eq(c, &sentinel, "*ret changed on failure");
+        cr_expect(used_defaults, "*ret_used_defaults changed on failure");
+}
+
+static void expect_defaults(const Config *c) {
+        char buf[ADDR_STR_MAX];
+
+        cr_expect_eq(c->n_listen, 2);
+        cr_expect(c->listen_is_default);
+        cr_expect_str_eq(c->listen_str[0], "127.0.0.1:7878");
+        cr_expect_str_eq(c->listen_str[1], "[::1]:7878");
+        cr_expect_eq(c->listen[0].sa.sa_family, AF_INET);
+        cr_expect_eq(c->listen[0].in.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+        cr_expect_eq(c->listen[1].sa.sa_family, AF_INET6);
+        cr_expect(IN6_IS_ADDR_LOOPBACK(&c->listen[1].in6.sin6_addr));
+        addr_format_listen(&c->listen[1], buf, sizeof(buf));
+        cr_expect_str_eq(buf, "[::1]:7878");
+        cr_expect_eq(c->max_clients, 10000);
+        cr_expect_eq(c->max_message_bytes, 65536);
+        cr_expect_eq(c->max_queue_bytes, 1048576);
+        cr_expect_eq(c->slow_client, SLOW_CLIENT_DISCONNECT);
+        cr_expect_not(c->echo);
+        cr_expect_str_eq(c->prefix, "");
+        cr_expect_eq(c->tcp_keepalive, 60);
+        cr_expect_eq(c->shutdown_timeout, 5);
+        cr_expect_eq(c->log_level, LOG_LEVEL_NOTICE);
+}
+
+/* Every field but listen_is_default, which records where listen came from. */
+static void expect_same_settings(const Config *a, const Config *b) {
+        cr_assert_eq(a->n_listen, b->n_listen);
+        for (size_t i = 0; i < a->n_listen; i++) {
+                cr_expect_str_eq(a->listen_str[i], b->listen_str[i]);
+                cr_expect_eq(a->listen[i].len, b->listen[i].len);
+                cr_expect_eq(a->listen[i].any, b->listen[i].any);
+                cr_expect_eq(memcmp(&a->listen[i].sa, &b->listen[i].sa, a->listen[i].len), 0,
+                             "listen[%zu] differs", i);
+        }
+        cr_expect_eq(a->max_clients, b->max_clients);
+        cr_expect_eq(a->max_message_bytes, b->max_message_bytes);
+        cr_expect_eq(a->max_queue_bytes, b->max_queue_bytes);
+        cr_expect_eq(a->slow_client, b->slow_client);
+        cr_expect_eq(a->echo, b->echo);
+        cr_expect_str_eq(a->prefix, b->prefix);
+        cr_expect_eq(a->tcp_keepalive, b->tcp_keepalive);
+        cr_expect_eq(a->shutdown_timeout, b->shutdown_timeout);
+        cr_expect_eq(a->log_level, b->log_level);
+}
+
+/* ---- Defaults ----------------------------------------------------------- */
+
+Test(config, new_default) {
+        Config *c = NULL;
+
+        cr_assert_eq(config_new_default(&c), 0);
+        expect_defaults(c);
+        config_free(c);
+}
+
+Test(config, free_accepts_null) {
+        cr_expect_null(config_free(NULL));
+}
+
+Test(config, empty_file_is_all_defaults) {
+        Config *c = load_ok("");
+        expect_defaults(c);
+        config_free(c);
+}
+
+Test(config, comments_only_is_all_defaults) {
+        /* libconfig 1.5 refuses a '#' comment on a last line without LF. */
+        Config *c = load_ok("# nothing\n// nothing either\n/* nor\n this */\n# no final newline");
+        expect_defaults(c);
+        config_free(c);
+}
+
+Test(config, last_setting_without_newline) {
+        Config *c = load_ok("max_clients = 7; # seven");
+        cr_expect_eq(c->max_clients, 7);
+        config_free(c);
+}
+
+static const char full_file[] =
+        "# every setting, none at its default\n"
+        "listen = [ \"127.0.0.1:9001\",\n"
+        "           \"[::1]:9002\",\n"
+        "           \"*:9003\",\n"
+        "           \"/run/eb-test.sock\" ];\n"
+        "max_clients = 5;\n"
+        "max_message_bytes = 100;\n"
+        "max_queue_bytes = 2048;\n"
+        "slow_client = \"drop\";\n"
+        "echo = true;\n"
+        "prefix = \"[%a #%i] \";\n"
+        "tcp_keepalive = 0;\n"
+        "shutdown_timeout = 3600;\n"
+        "log_level = \"debug\";\n";
+
+Test(config, full_file_every_setting) {
+        Config *c = load_ok(full_file);
+
+        cr_expect_not(c->listen_is_default);
+        cr_assert_eq(c->n_listen, 4);
+        cr_expect_str_eq(c->listen_str[0], "127.0.0.1:9001");
+        cr_expect_str_eq(c->listen_str[1], "[::1]:9002");
+        cr_expect_str_eq(c->listen_str[2], "*:9003");
+        cr_expect_str_eq(c->listen_str[3], "/run/eb-test.sock");
+        cr_expect_eq(c->listen[0].sa.sa_family, AF_INET);
+        cr_expect_eq(ntohs(c->listen[0].in.sin_port), 9001);
+        cr_expect_eq(c->listen[1].sa.sa_family, AF_INET6);
+        cr_expect_eq(ntohs(c->listen[1].in6.sin6_port), 9002);
+        cr_expect_eq(c->listen[2].sa.sa_family, AF_INET6);
+        cr_expect(c->listen[2].any);
+        cr_expect_not(c->listen[1].any);
+        cr_expect_eq(c->listen[3].sa.sa_family, AF_UNIX);
+        cr_expect_str_eq(c->listen[3].un.sun_path, "/run/eb-test.sock");
+        cr_expect_eq(c->max_clients, 5);
+        cr_expect_eq(c->max_message_bytes, 100);
+        cr_expect_eq(c->max_queue_bytes, 2048);
+        cr_expect_eq(c->slow_client, SLOW_CLIENT_DROP);
+        cr_expect(c->echo);
+        cr_expect_str_eq(c->prefix, "[%a #%i] ");
+        cr_expect_eq(c->tcp_keepalive, 0);
+        cr_expect_eq(c->shutdown_timeout, 3600);
+        cr_expect_eq(c->log_level, LOG_LEVEL_DEBUG);
+        config_free(c);
+}
+
+Test(config, listen_as_list_and_colon_syntax) {
+        Config *c = load_ok("listen : ( \"/run/a.sock\" );\nmax_clients : 3\n");
+
+        cr_expect_not(c->listen_is_default);
+        cr_assert_eq(c->n_listen, 1);
+        cr_expect_str_eq(c->listen_str[0], "/run/a.sock");
+        cr_expect_eq(c->max_clients, 3);
+        config_free(c);
+}
+
+Test(config, int64_and_hex_literals) {
+        Config *c = load_ok("max_queue_bytes = 2097152L;\nmax_clients = 0x10;\ntcp_keepalive = 100LL;\n");
+
+        cr_expect_eq(c->max_queue_bytes, 2097152);
+        cr_expect_eq(c->max_clients, 16);
+        cr_expect_eq(c->tcp_keepalive, 100);
+        config_free(c);
+}
+
+Test(config, every_log_level_and_policy) {
+        static const struct {
+                const char *name;
+                LogLevel level;
+        } levels[] = {
+                { "error", LOG_LEVEL_ERROR },   { "warning", LOG_LEVEL_WARNING }, { "notice", LOG_LEVEL_NOTICE },
+                { "info", LOG_LEVEL_INFO },     { "debug", LOG_LEVEL_DEBUG },
+        };
+
+        for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+                char text[128];
+                Config *c;
+
+                snprintf(text, sizeof(text), "log_level = \"%s\";\nslow_client = \"%s\";\n", levels[i].name,
+                         i % 2 ? "drop" : "disconnect");
+                c = load_ok(text);
+                cr_expect_eq(c->log_level, levels[i].level, "log_level \"%s\"", levels[i].name);
+                cr_expect_eq(c->slow_client, i % 2 ? SLOW_CLIENT_DROP : SLOW_CLIENT_DISCONNECT);
+                config_free(c);
+        }
+}
+
+Test(config, range_boundaries_accepted) {
+        Config *c = load_ok("max_clients = 1;\nmax_message_bytes = 2;\nmax_queue_bytes = 1024;\n"
+                            "tcp_keepalive = 0;\nshutdown_timeout = 0;\n");
+        cr_expect_eq(c->max_clients, 1);
+        cr_expect_eq(c->max_message_bytes, 2);
+        cr_expect_eq(c->max_queue_bytes, 1024);
+        cr_expect_eq(c->tcp_keepalive, 0);
+        cr_expect_eq(c->shutdown_timeout, 0);
+        config_free(c);
+
+        c = load_ok("max_clients = 1000000;\nmax_message_bytes = 16777216;\nmax_queue_bytes = 1073741824;\n"
+                    "tcp_keepalive = 32767;\nshutdown_timeout = 3600;\n");
+        cr_expect_eq(c->max_clients, 1000000);
+        cr_expect_eq(c->max_message_bytes, 16777216);
+        cr_expect_eq(c->max_queue_bytes, 1073741824);
+        cr_expect_eq(c->tcp_keepalive, 32767);
+        cr_expect_eq(c->shutdown_timeout, 3600);
+        config_free(c);
+}
+
+/* ---- Errors: each on line 3 ---------------------------------------------- */
+
+#define LINE12 "# line 1\n// line 2\n"
+#define ERROR_TEST(name, line3, want)                                          \
+        Test(config, name) {                                                   \
+                expect_error(LINE12 line3 "\n", want);                         \
+        }
+
+ERROR_TEST(unknown_setting, "foo = 1;", "3: unknown setting 'foo'")
+ERROR_TEST(unknown_setting_case, "Max_Clients = 5;", "3: unknown setting 'Max_Clients'")
+ERROR_TEST(unknown_group, "server = {\n  max_clients = 5;\n};", "3: unknown setting 'server'")
+
+/* Wrong type, for every setting. */
+ERROR_TEST(type_listen_string, "listen = \"127.0.0.1:1\";",
+           "3: setting 'listen': expected an array or list of strings, got a string")
+ERROR_TEST(type_listen_group, "listen = { a = \"127.0.0.1:1\"; };",
+           "3: setting 'listen': expected an array or list of strings, got a group")
+ERROR_TEST(type_listen_element, "listen = ( \"127.0.0.1:1\", 2 );",
+           "3: setting 'listen': element 2: expected a string, got an integer")
+ERROR_TEST(type_max_clients, "max_clients = \"10\";",
+           "3: setting 'max_clients': expected an integer, got a string")
+ERROR_TEST(type_max_message_bytes, "max_message_bytes = 1.5;",
+           "3: setting 'max_message_bytes': expected an integer, got a floating-point number")
+ERROR_TEST(type_max_queue_bytes, "max_queue_bytes = true;",
+           "3: setting 'max_queue_bytes': expected an integer, got a boolean")
+ERROR_TEST(type_slow_client, "slow_client = 1;",
+           "3: setting 'slow_client': expected a string (\"disconnect\" or \"drop\"), got an integer")
+ERROR_TEST(type_echo_string, "echo = \"yes\";",
+           "3: setting 'echo': expected a boolean (true or false), got a string")
+ERROR_TEST(type_echo_int, "echo = 1;", "3: setting 'echo': expected a boolean (true or false), got an integer")
+ERROR_TEST(type_prefix, "prefix = 1;", "3: setting 'prefix': expected a string, got an integer")
+ERROR_TEST(type_tcp_keepalive, "tcp_keepalive = [ 1 ];",
+           "3: setting 'tcp_keepalive': expected an integer, got an array")
+ERROR_TEST(type_shutdown_timeout, "shutdown_timeout = ( 1 );",
+           "3: setting 'shutdown_timeout': expected an integer, got a list")
+ERROR_TEST(type_log_level, "log_level = true;",
+           "3: setting 'log_level': expected a string (\"error\", \"warning\", \"notice\", \"info\" or "
+           "\"debug\"), got a boolean")
+
+/* Out of range, both ends. */
+ERROR_TEST(range_max_clients_low, "max_clients = 0;", "3: setting 'max_clients': 0 is out of range 1..1000000")
+ERROR_TEST(range_max_clients_high, "max_clients = 1000001;",
+           "3: setting 'max_clients': 1000001 is out of range 1..1000000")
+ERROR_TEST(range_max_message_low, "max_message_bytes = 1;",
+           "3: setting 'max_message_bytes': 1 is out of range 2..16777216")
+ERROR_TEST(range_max_message_high, "max_message_bytes = 16777217;",
+           "3: setting 'max_message_bytes': 16777217 is out of range 2..16777216")
+ERROR_TEST(range_max_queue_low, "max_queue_bytes = 1023;",
+           "3: setting 'max_queue_bytes': 1023 is out of range 1024..1073741824")
+ERROR_TEST(range_max_queue_high, "max_queue_bytes = 1073741825;",
+           "3: setting 'max_queue_bytes': 1073741825 is out of range 1024..1073741824")
+ERROR_TEST(range_tcp_keepalive_low, "tcp_keepalive = -1;",
+           "3: setting 'tcp_keepalive': -1 is out of range 0..32767")
+ERROR_TEST(range_tcp_keepalive_high, "tcp_keepalive = 32768;",
+           "3: setting 'tcp_keepalive': 32768 is out of range 0..32767")
+ERROR_TEST(range_shutdown_timeout_low, "shutdown_timeout = -1;",
+           "3: setting 'shutdown_timeout': -1 is out of range 0..3600")
+ERROR_TEST(range_shutdown_timeout_high, "shutdown_timeout = 3601;",
+           "3: setting 'shutdown_timeout': 3601 is out of range 0..3600")
+ERROR_TEST(range_int64, "max_clients = 5000000000L;",
+           "3: setting 'max_clients': 5000000000 is out of range 1..1000000")
+
+/* libconfig 1.5 truncates int literals without an L suffix to 32 bits:
+ * 5000000000 would become 705032704 and 4294968320 would become 1024, both
+ * in range. They must be refused as written. */
+ERROR_TEST(range_truncated_into_range, "max_queue_bytes = 5000000000;",
+           "3: setting 'max_queue_bytes': 5000000000 is out of range 1024..1073741824")
+ERROR_TEST(range_truncated_to_minimum, "max_queue_bytes = 4294968320;",
+           "3: setting 'max_queue_bytes': 4294968320 is out of range 1024..1073741824")
+ERROR_TEST(range_truncated_hex, "max_queue_bytes = 0x100000400;",
+           "3: setting 'max_queue_bytes': 0x100000400 is out of range 1024..1073741824")
+ERROR_TEST(range_truncated_negative, "max_clients = -4294967295;",
+           "3: setting 'max_clients': -4294967295 is out of range 1..1000000")
+ERROR_TEST(range_truncated_on_next_line, "shutdown_timeout =\n  4294967301;",
+           "3: setting 'shutdown_timeout': 4294967301 is out of range 0..3600")
+ERROR_TEST(range_truncated_huge, "tcp_keepalive = 99999999999999999999999999999999999999;",
+           "3: setting 'tcp_keepalive': 9999999999999999999999999999... is out of range 0..32767")
+
+Test(config, int_min_literal_is_not_truncated) {
+        /* -2147483648 fits an int: the value libconfig read is reported. */
+        expect_error("max_clients = -2147483648;\n", "1: setting 'max_clients': -2147483648 is out of range 1..1000000");
+}
+
+Test(config, oversize_literals_elsewhere_do_not_leak) {
+        /* An oversize number in a comment, a string or another setting's
+         * L-suffixed value is not blamed on max_clients. */
+        Config *c = load_ok("max_queue_bytes = 1073741824L; # not 5000000000\n"
+                            "prefix = \"5000000000 \";\nmax_clients = 9; // 99999999999\n");
+        cr_expect_eq(c->max_clients, 9);
+        cr_expect_eq(c->max_queue_bytes, 1073741824);
+        cr_expect_str_eq(c->prefix, "5000000000 ");
+        config_free(c);
+}
+
+/* Enumerations list what is allowed. */
+ERROR_TEST(enum_slow_client, "slow_client = \"fast\";",
+           "3: setting 'slow_client': \"fast\" is not one of \"disconnect\" or \"drop\"")
+ERROR_TEST(enum_log_level_case, "log_level = \"Debug\";",
+           "3: setting 'log_level': \"Debug\" is not one of \"error\", \"warning\", \"notice\", \"info\" or "
+           "\"debug\"")
+ERROR_TEST(enum_escapes_value, "log_level = \"a\\nb\\x01\";",
+           "3: setting 'log_level': \"a\\nb\\x01\" is not one of \"error\", \"warning\", \"notice\", \"info\" "
+           "or \"debug\"")
+
+/* Syntax errors carry libconfig's line. */
+ERROR_TEST(syntax_error, "max_clients = = 5;", "3: syntax error")
+ERROR_TEST(syntax_error_missing_value, "prefix = ;", "3: syntax error")
+
+Test(config, syntax_error_duplicate_setting) {
+        expect_error("echo = true;\n\necho = false;\n", "3: syntax error: duplicate setting name");
+}
+
+/* Addresses: the line is the element's own line. */
+Test(config, bad_address_line_of_element) {
+        expect_error(LINE12 "listen = [\n  \"127.0.0.1:7878\",\n  \"localhost:7878\"\n];\n",
+                     "5: setting 'listen': \"localhost:7878\" is not an address: expected a.b.c.d:port, "
+                     "[v6]:port, *:port or an absolute path, port 1..65535");
+}
+
+Test(config, bad_element_lines) {
+        /* libconfig 1.5 would name the line of the token after the element. */
+        expect_error("listen = (\n  \"127.0.0.1:1\",\n\n  2\n\n);\n",
+                     "4: setting 'listen': element 2: expected a string, got an integer");
+        expect_error("listen = [ \"/a\", /* \"/b\",\n */ \"/c\", # \"/d\"\n\"/e\" \"/f\", \"x\"\n];\n",
+                     "3: setting 'listen': \"x\" is not an address: expected a.b.c.d:port, [v6]:port, *:port "
+                     "or an absolute path, port 1..65535");
+        expect_error("listen = [ \"/a\",\n\"/b\",\n\"/a\"\n\n];\n", "3: setting 'listen': \"/a\" is listed twice");
+}
+
+ERROR_TEST(bad_address_no_port, "listen = [ \"[::1]\" ];",
+           "3: setting 'listen': \"[::1]\" is not an address: expected a.b.c.d:port, [v6]:port, *:port or an "
+           "absolute path, port 1..65535")
+ERROR_TEST(bad_address_port_zero, "listen = [ \"127.0.0.1:0\" ];",
+           "3: setting 'listen': \"127.0.0.1:0\" is not an address: expected a.b.c.d:port, [v6]:port, *:port or "
+           "an absolute path, port 1..65535")
+ERROR_TEST(bad_address_relative_path, "listen = [ \"run/eb.sock\" ];",
+           "3: setting 'listen': \"run/eb.sock\" is not an address: expected a.b.c.d:port, [v6]:port, *:port or "
+           "an absolute path, port 1..65535")
+ERROR_TEST(bad_address_empty, "listen = [ \"\" ];",
+           "3: setting 'listen': \"\" is not an address: expected a.b.c.d:port, [v6]:port, *:port or an "
+           "absolute path, port 1..65535")
+
+Test(config, bad_address_unix_path_too_long) {
+        char path[200], text[300], want[400];
+
+        memset(path, 'x', sizeof(path));
+        path[0] = '/';
+        path[108] = '\0'; /* 108 bytes: no room for the NUL */
+        snprintf(text, sizeof(text), "listen = [ \"%s\" ];\n", path);
+        snprintf(want, sizeof(want), "1: setting 'listen': \"%s\": a Unix socket path is at most 107 bytes", path);
+        expect_error(text, want);
+
+        path[107] = '\0';
+        snprintf(text, sizeof(text), "listen = [ \"%s\" ];\n", path);
+        Config *c = load_ok(text);
+        cr_expect_str_eq(c->listen[0].un.sun_path, path);
+        config_free(c);
+}
+
+ERROR_TEST(listen_empty, "listen = [];", "3: setting 'listen': 0 addresses given, expected 1..64")
+
+static void listen_ports(char *text, size_t size, unsigned n) {
+        size_t len = (size_t)snprintf(text, size, "listen = [");
+
+        for (unsigned i = 1; i <= n; i++)
+                len += (size_t)snprintf(text + len, size - len, "%s\"127.0.0.1:%u\"", i > 1 ? ", " : " ", i);
+        snprintf(text + len, size - len, " ];\n");
+}
+
+Test(config, listen_count_limit) {
+        char text[4096];
+
+        listen_ports(text, sizeof(text), CONFIG_LISTEN_MAX);
+        Config *c = load_ok(text);
+        cr_expect_eq(c->n_listen, CONFIG_LISTEN_MAX);
+        cr_expect_str_eq(c->listen_str[CONFIG_LISTEN_MAX - 1], "127.0.0.1:64");
+        config_free(c);
+
+        listen_ports(text, sizeof(text), CONFIG_LISTEN_MAX + 1);
+        expect_error(text, "1: setting 'listen': 65 addresses given, expected 1..64");
+}
+
+Test(config, duplicate_address) {
+        expect_error(LINE12 "listen = [ \"127.0.0.1:7878\",\n"
+                            "           \"[::1]:7878\",\n"
+                            "           \"127.0.0.1:7878\" ];\n",
+                     "5: setting 'listen': \"127.0.0.1:7878\" is listed twice");
+}
+
+ERROR_TEST(duplicate_address_spelling, "listen = [ \"[::1]:80\", \"[0:0::1]:80\" ];",
+           "3: setting 'listen': \"[0:0::1]:80\" is the same address as \"[::1]:80\"")
+ERROR_TEST(duplicate_address_any, "listen = [ \"[::]:80\", \"*:80\" ];",
+           "3: setting 'listen': \"*:80\" is the same address as \"[::]:80\"")
+ERROR_TEST(duplicate_unix_path, "listen = ( \"/run/a.sock\", \"/run/a.sock\" );",
+           "3: setting 'listen': \"/run/a.sock\" is listed twice")
+ERROR_TEST(overlap_any, "listen = [ \"*:80\", \"127.0.0.1:80\" ];",
+           "3: setting 'listen': \"127.0.0.1:80\" overlaps \"*:80\": a wildcard address and another address it "
+           "covers cannot both listen on port 80")
+ERROR_TEST(overlap_ipv4_wildcard, "listen = [ \"127.0.0.1:80\", \"0.0.0.0:80\" ];",
+           "3: setting 'listen': \"0.0.0.0:80\" overlaps \"127.0.0.1:80\": a wildcard address and another "
+           "address it covers cannot both listen on port 80")
+ERROR_TEST(overlap_ipv6_wildcard, "listen = [ \"[::1]:80\", \"[::]:80\" ];",
+           "3: setting 'listen': \"[::]:80\" overlaps \"[::1]:80\": a wildcard address and another address it "
+           "covers cannot both listen on port 80")
+
+Test(config, distinct_addresses_accepted) {
+        Config *c = load_ok("listen = [ \"0.0.0.0:80\", \"[::1]:80\", \"127.0.0.1:81\", \"*:82\", "
+                            "\"/run/a.sock\", \"/run/b.sock\" ];\n");
+        cr_expect_eq(c->n_listen, 6);
+        config_free(c);
+}
+
+/* max_queue_bytes must hold one message. */
+Test(config, queue_less_than_message) {
+        expect_error(LINE12 "max_message_bytes = 4096;\nmax_queue_bytes = 2048;\n",
+                     "4: setting 'max_queue_bytes': 2048 is less than max_message_bytes (4096): a client's "
+                     "queue must hold at least one message");
+        expect_error(LINE12 "max_queue_bytes = 2048;\nmax_message_bytes = 4096;\n",
+                     "3: setting 'max_queue_bytes': 2048 is less than max_message_bytes (4096): a client's "
+                     "queue must hold at least one message");
+}
+
+ERROR_TEST(queue_default_less_than_message, "max_message_bytes = 2097152;",
+           "3: setting 'max_queue_bytes': the default 1048576 is less than max_message_bytes (2097152): raise "
+           "max_queue_bytes too")
+
+Test(config, queue_equal_to_message) {
+        Config *c = load_ok("max_message_bytes = 2097152;\nmax_queue_bytes = 2097152;\n");
+        cr_expect_eq(c->max_queue_bytes, 2097152);
+        cr_expect_eq(c->max_message_bytes, 2097152);
+        config_free(c);
+}
+
+/* Prefix templates. */
+ERROR_TEST(prefix_unknown_directive, "prefix = \"[%a] %x\";",
+           "3: setting 'prefix': unknown directive '%x' at offset 5; use %a, %i or %%")
+ERROR_TEST(prefix_unknown_directive_escaped, "prefix = \"%\\x01\";",
+           "3: setting 'prefix': unknown directive '%\\x01' at offset 0; use %a, %i or %%")
+ERROR_TEST(prefix_lone_percent, "prefix = \"[%a] %\";",
+           "3: setting 'prefix': a lone '%' at the end (offset 5); write %% for a percent sign")
+ERROR_TEST(prefix_line_feed, "prefix = \"a\\nb\";",
+           "3: setting 'prefix': a line feed (\\n) at offset 1 would split every message")
+
+Test(config, prefix_length_limit) {
+        char text[400];
+
+        snprintf(text, sizeof(text), "prefix = \"%0*d\";\n", CONFIG_PREFIX_MAX, 0);
+        Config *c = load_ok(text);
+        cr_expect_eq(strlen(c->prefix), CONFIG_PREFIX_MAX);
+        config_free(c);
+
+        snprintf(text, sizeof(text), "\nprefix = \"%0*d\";\n", CONFIG_PREFIX_MAX + 1, 0);
+        expect_error(text, "2: setting 'prefix': 257 bytes long, at most 256 are allowed");
+}
+
+/* ---- The file itself ---------------------------------------------------- */
+
+Test(config, missing_file_may_be_missing) {
+        char err[64] = "untouched";
+        Config *c = NULL;
+        bool used_defaults = false;
+
+        cr_assert_eq(config_load(path_of("absent.conf"), false, &c, &used_defaults, err, sizeof(err)), 0);
+        cr_assert_not_null(c);
+        cr_expect(used_defaults);
+        cr_expect_str_eq(err, "untouched");
+        expect_defaults(c);
+        config_free(c);
+}
+
+Test(config, missing_file_must_exist) {
+        char err[PATH_MAX + 64], want[PATH_MAX + 64];
+        const char *p = path_of("absent.conf");
+        Config *c = &sentinel;
+        bool used_defaults = true;
+
+        cr_expect_eq(config_load(p, true, &c, &used_defaults, err, sizeof(err)), -ENOENT);
+        snprintf(want, sizeof(want), "%s: No such file or directory", p);
+        cr_expect_str_eq(err, want);
+        cr_expect_eq(c, &sentinel);
+        cr_expect(used_defaults);
+}
+
+Test(config, directory_is_an_error) {
+        char err[PATH_MAX + 64], want[PATH_MAX + 64];
+        const char *p = path_of("sub.conf");
+        Config *c = &sentinel;
+
+        cr_assert_eq(mkdir(p, 0755), 0);
+        for (int must_exist = 0; must_exist <= 1; must_exist++) {
+                cr_expect_eq(config_load(p, must_exist, &c, NULL, err, sizeof(err)), -EISDIR);
+                snprintf(want, sizeof(want), "%s: Is a directory", p);
+                cr_expect_str_eq(err, want);
+                cr_expect_eq(c, &sentinel);
+        }
+}
+
+Test(config, fifo_is_an_error_not_a_hang) {
+        char err[PATH_MAX + 64], want[PATH_MAX + 64];
+        const char *p = path_of("fifo.conf");
+        Config *c = &sentinel;
+
+        cr_assert_eq(mkfifo(p, 0600), 0);
+        cr_expect_eq(config_load(p, true, &c, NULL, err, sizeof(err)), -EINVAL);
+        snprintf(want, sizeof(want), "%s: not a regular file", p);
+        cr_expect_str_eq(err, want);
+}
+
+Test(config, unreadable_file) {
+        const char *p = write_file("secret.conf", "echo = true;\n");
+        char err[PATH_MAX + 64] = "", want[PATH_MAX + 64];
+        int fds[2], status, r = 0;
+        pid_t pid;
+
+        cr_assert_eq(chmod(p, 0), 0);
+        cr_assert_eq(chmod(dir, 0711), 0);
+        cr_assert_eq(pipe(fds), 0);
+
+        /* root reads anything: drop to 'nobody' in a child to try. */
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                Config *c = NULL;
+
+                close(fds[0]);
+                if (geteuid() == 0 && (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0))
+                        _exit(100);
+                r = config_load(p, true, &c, NULL, err, sizeof(err));
+                config_free(c);
+                if (write(fds[1], &r, sizeof(r)) != sizeof(r) || write(fds[1], err, sizeof(err)) != sizeof(err))
+                        _exit(101);
+                _exit(0);
+        }
+        close(fds[1]);
+        cr_assert_eq(read(fds[0], &r, sizeof(r)), sizeof(r));
+        cr_assert_eq(read(fds[0], err, sizeof(err)), sizeof(err));
+        close(fds[0]);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+
+        cr_expect_eq(r, -EACCES);
+        snprintf(want, sizeof(want), "%s: Permission denied", p);
+        cr_expect_str_eq(err, want);
+}
+
+Test(config, dev_null_is_all_defaults) {
+        Config *c = NULL;
+        bool used_defaults = true;
+        char err[256] = "";
+
+        cr_assert_eq(config_load("/dev/null", true, &c, &used_defaults, err, sizeof(err)), 0, "%s", err);
+        cr_expect_not(used_defaults);
+        expect_defaults(c);
+        config_free(c);
+}
+
+Test(config, nul_byte_is_an_error) {
+        char err[PATH_MAX + 64], want[PATH_MAX + 64];
+        const char *p = write_bytes("nul.conf", "echo = true;\n\0\n", 15);
+        Config *c = &sentinel;
+
+        cr_expect_eq(config_load(p, true, &c, NULL, err, sizeof(err)), -EINVAL);
+        snprintf(want, sizeof(want), "%s: contains a NUL byte, not a configuration file", p);
+        cr_expect_str_eq(err, want);
+}
+
+Test(config, huge_file_is_an_error) {
+        static char big[1024 * 1024 + 1];
+        char err[PATH_MAX + 64], want[PATH_MAX + 64];
+        Config *c = &sentinel;
+
+        memset(big, ' ', sizeof(big));
+        const char *p = write_bytes("big.conf", big, sizeof(big));
+        cr_expect_eq(config_load(p, true, &c, NULL, err, sizeof(err)), -EFBIG);
+        snprintf(want, sizeof(want), "%s: larger than 1048576 bytes, not a configuration file", p);
+        cr_expect_str_eq(err, want);
+}
+
+Test(config, errbuf_optional_and_truncated) {
+        const char *p = write_file("eb.conf", "max_clients = 0;\n");
+        Config *c = &sentinel;
+        char small[8];
+
+        cr_expect_eq(config_load(p, true, &c, NULL, NULL, 0), -EINVAL);
+        memset(small, 'x', sizeof(small));
+        cr_expect_eq(config_load(p, true, &c, NULL, small, sizeof(small)), -EINVAL);
+        cr_expect_eq(strlen(small), sizeof(small) - 1);
+        cr_expect_eq(strncmp(small, p, sizeof(small) - 1), 0);
+        cr_expect_eq(c, &sentinel);
+}
+
+/* ---- @include ------------------------------------------------------------ */
+
+Test(config, include_relative_to_file_not_cwd) {
+        write_file("extra.conf", "echo = true;\n");
+        const char *p = write_file("eb.conf", "@include \"extra.conf\"\nmax_clients = 9;\n");
+        Config *c = NULL;
+        char err[512] = "";
+
+        cr_assert_eq(chdir("/"), 0);
+        cr_assert_eq(config_load(p, true, &c, NULL, err, sizeof(err)), 0, "%s", err);
+        cr_expect(c->echo);
+        cr_expect_eq(c->max_clients, 9);
+        config_free(c);
+}
+
+Test(config, include_from_relative_path) {
+        write_file("extra.conf", "\nbar = 1;\n");
+        write_file("eb.conf", "@include \"extra.conf\"\n");
+        Config *c = &sentinel;
+        char err[512] = "";
+
+        cr_assert_eq(chdir(dir), 0);
+        cr_expect_eq(config_load("eb.conf", true, &c, NULL, err, sizeof(err)), -EINVAL);
+        cr_expect_str_eq(err, "extra.conf:2: unknown setting 'bar'");
+}
+
+static void expect_include_error(const char *extra, const char *want) {
+        char expected[PATH_MAX + 512], err[512] = "";
+        Config *c = &sentinel;
+
+        write_file("extra.conf", extra);
+        const char *p = write_file("eb.conf", "echo = true;\n@include \"extra.conf\"\n");
+        cr_expect_eq(config_load(p, true, &c, NULL, err, sizeof(err)), -EINVAL);
+        snprintf(expected, sizeof(expected), "%s/extra.conf:%s", dir, want);
+        cr_expect_str_eq(err, expected);
+        cr_expect_eq(c, &sentinel);
+}
+
+Test(config, include_error_names_included_file) {
+        expect_include_error("\nmax_clients = 0;\n", "2: setting 'max_clients': 0 is out of range 1..1000000");
+}
+
+Test(config, include_syntax_error_names_included_file) {
+        expect_include_error("\n\nfoo = ;\n", "3: syntax error");
+}
+
+Test(config, include_listen_element_line) {
+        expect_include_error("max_clients = 7;\nlisten = [\n  \"/a\",\n  \"a\"\n];\n",
+                             "4: setting 'listen': \"a\" is not an address: expected a.b.c.d:port, [v6]:port, "
+                             "*:port or an absolute path, port 1..65535");
+}
+
+Test(config, include_truncated_literal) {
+        expect_include_error("max_clients = 7;\nmax_queue_bytes = 5000000000;\n",
+                             "2: setting 'max_queue_bytes': 5000000000 is out of range 1024..1073741824");
+}
+
+Test(config, include_missing) {
+        char expected[2 * PATH_MAX + 128], err[2 * PATH_MAX + 128] = "";
+        const char *p = write_file("eb.conf", "\n@include \"nope.conf\"\n");
+        Config *c = &sentinel;
+
+        cr_expect_eq(config_load(p, true, &c, NULL, err, sizeof(err)), -EINVAL);
+        snprintf(expected, sizeof(expected), "%s:2: cannot open include file (@include paths are relative to %s)",
+                 p, dir);
+        cr_expect_str_eq(err, expected);
+}
+
+/* ---- Printing and round trip --------------------------------------------- */
+
+static char *print_to_string(const Config *c) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        cr_assert_not_null(f);
+        config_print(c, f);
+        cr_assert_eq(fclose(f), 0);
+        return text;
+}
+
+/* Loads text, prints it, loads the print: the same settings, and printing
+ * again gives the same text (but for the "built-in default" remark: the
+ * printed file names 'listen'). */
+static void expect_round_trip(const char *text) {
+        Config *a = load_ok(text), *b;
+        char *printed = print_to_string(a), *again;
+        char *remark = strstr(printed, " # built-in default\n");
+
+        cr_expect_eq(!!remark, a->listen_is_default);
+        b = load_ok(printed);
+        expect_same_settings(a, b);
+        cr_expect_not(b->listen_is_default, "printed files always name 'listen'");
+        again = print_to_string(b);
+        if (remark)
+                memmove(remark, remark + strlen(" # built-in default"),
+                        strlen(remark + strlen(" # built-in default")) + 1);
+        cr_expect_str_eq(again, printed);
+
+        free(again);
+        free(printed);
+        config_free(b);
+        config_free(a);
+}
+
+Test(config, print_defaults_exactly) {
+        Config *c = NULL;
+        char *text;
+
+        cr_assert_eq(config_new_default(&c), 0);
+        text = print_to_string(c);
+        cr_expect_str_eq(text, "# epoll-broadcaster: effective settings (libconfig syntax)\n"
+                               "listen = [ \"127.0.0.1:7878\", \"[::1]:7878\" ]; # built-in default\n"
+                               "max_clients = 10000;\n"
+                               "max_message_bytes = 65536;\n"
+                               "max_queue_bytes = 1048576;\n"
+                               "slow_client = \"disconnect\";\n"
+                               "echo = false;\n"
+                               "prefix = \"\";\n"
+                               "tcp_keepalive = 60;\n"
+                               "shutdown_timeout = 5;\n"
+                               "log_level = \"notice\";\n");
+        free(text);
+        config_free(c);
+}
+
+Test(config, round_trip_defaults) {
+        expect_round_trip("");
+}
+
+Test(config, round_trip_full) {
+        expect_round_trip(full_file);
+}
+
+Test(config, round_trip_awkward_strings) {
+        /* Quotes, backslashes, control bytes, UTF-8, in the prefix and in a
+         * Unix socket path. */
+        expect_round_trip("prefix = \"\\\"q\\\" \\\\ \\t\\r\\f\\x01\\x7f caf\\xc3\\xa9 %% \";\n"
+                          "listen = [ \"/run/a \\\"b\\\"\\\\c\" ];\n");
+        Config *c = load_ok("prefix = \"\\\"\\\\\\t\\x01\\x7f\\xc3\\xa9\";\n");
+        cr_expect_str_eq(c->prefix, "\"\\\t\x01\x7f\xc3\xa9");
+        char *text = print_to_string(c);
+        cr_expect_not_null(strstr(text, "prefix = \"\\\"\\\\\\t\\x01\\x7f\xc3\xa9\";\n"), "%s", text);
+        free(text);
+        config_free(c);
+}
+
+/* ---- Helpers of the API --------------------------------------------------- */
+
+Test(config, listen_equal) {
+        Config *a = load_ok("listen = [ \"127.0.0.1:1\", \"/run/a.sock\" ];\n");
+        Config *b = load_ok("listen = [ \"/run/a.sock\", \"127.0.0.1:1\" ];\n");
+        Config *d = load_ok("listen = [ \"/run/a.sock\", \"127.0.0.1:2\" ];\n");
+        Config *e = load_ok("listen = [ \"/run/a.sock\" ];\n");
+        Config *any = load_ok("listen = [ \"*:1\" ];\n");
+        Config *v6 = load_ok("listen = [ \"[::]:1\" ];\n");
+        Config *v6b = load_ok("listen = [ \"[0::0]:1\" ];\n");
+
+        cr_expect(config_listen_equal(a, a));
+        cr_expect(config_listen_equal(a, b), "order does not matter");
+        cr_expect_not(config_listen_equal(a, d));
+        cr_expect_not(config_listen_equal(a, e));
+        cr_expect_not(config_listen_equal(e, a));
+        cr_expect_not(config_listen_equal(any, v6), "*:1 is dual stack, [::]:1 is not");
+        cr_expect(config_listen_equal(v6, v6b));
+
+        config_free(a), config_free(b), config_free(d), config_free(e);
+        config_free(any), config_free(v6), config_free(v6b);
+}
+
+Test(config, to_string) {
+        cr_expect_str_eq(slow_client_policy_to_string(SLOW_CLIENT_DISCONNECT), "disconnect");
+        cr_expect_str_eq(slow_client_policy_to_string(SLOW_CLIENT_DROP), "drop");
+        cr_expect_null(slow_client_policy_to_string((SlowClientPolicy)7));
+        cr_expect_str_eq(log_level_to_string(LOG_LEVEL_ERROR), "error");
+        cr_expect_str_eq(log_level_to_string(LOG_LEVEL_WARNING), "warning");
+        cr_expect_str_eq(log_level_to_string(LOG_LEVEL_NOTICE), "notice");
+        cr_expect_str_eq(log_level_to_string(LOG_LEVEL_INFO), "info");
+        cr_expect_str_eq(log_level_to_string(LOG_LEVEL_DEBUG), "debug");
+        cr_expect_null(log_level_to_string((LogLevel)2));
+        cr_expect_null(log_level_to_string((LogLevel)8));
+}
+
+/* ---- The shipped configuration file --------------------------------------- */
+
+static const char *shipped_conf(void) {
+        static char p[PATH_MAX];
+        const char *slash = strrchr(__FILE__, '/');
+
+        /* __FILE__ is tests/test-config.c, relative to where the compiler
+         * ran (the build directory under meson, which is also where meson
+         * runs tests) or absolute. */
+        snprintf(p, sizeof(p), "%.*s/../conf/epoll-broadcaster.conf", slash ? (int)(slash - __FILE__) : 1,
+                 slash ? __FILE__ : ".");
+        if (access(p, R_OK) < 0)
+                cr_skip_test("shipped configuration not found at %s", p);
+        return p;
+}
+
+Test(config, shipped_file_is_all_defaults) {
+        Config *c = NULL;
+        bool used_defaults = true;
+        char err[512] = "";
+
+        cr_assert_eq(config_load(shipped_conf(), true, &c, &used_defaults, err, sizeof(err)), 0, "%s", err);
+        cr_expect_not(used_defaults);
+        expect_defaults(c);
+        config_free(c);
+}
+
+Test(config, shipped_file_documents_every_default) {
+        /* Uncommenting every "#name = value;" line must give the defaults,
+         * and must mention every setting: the comments cannot drift. */
+        static const char *const names[] = { "listen", "max_clients", "max_message_bytes", "max_queue_bytes",
+                                             "slow_client", "echo", "prefix", "tcp_keepalive",
+                                             "shutdown_timeout", "log_level" };
+        char line[1024], *text = NULL;
+        size_t len = 0;
+        FILE *in = fopen(shipped_conf(), "r"), *out = open_memstream(&text, &len);
+        bool found[sizeof(names) / sizeof(names[0])] = {};
+
+        cr_assert_not_null(in);
+        cr_assert_not_null(out);
+        while (fgets(line, sizeof(line), in)) {
+                for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                        size_t n = strlen(names[i]);
+                        if (line[0] == '#' && strncmp(line + 1, names[i], n) == 0 &&
+                            strncmp(line + 1 + n, " = ", 3) == 0) {
+                                cr_expect_not(found[i], "'%s' uncommented twice", names[i]);
+                                found[i] = true;
+                                fputs(line + 1, out);
+                        }
+                }
+        }
+        fclose(in);
+        cr_assert_eq(fclose(out), 0);
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                cr_expect(found[i], "no '#%s = ...' line in the shipped file", names[i]);
+
+        Config *c = load_ok(text);
+        cr_expect_not(c->listen_is_default);
+        c->listen_is_default = true;
+        expect_defaults(c);
+        config_free(c);
+        free(text);
+}
