@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 
 /* A Unix socket path that exists: is anything listening on it? */
 static int unix_path_stale(const SockAddr *a) {
@@ -63,6 +64,28 @@ int listener_open(Listener *l, const SockAddr *a) {
         if (fd < 0)
                 return fd;
         l->owns_path = a->sa.sa_family == AF_UNIX;
+        l->src.fd = fd;
+        return 0;
+}
+
+int listener_adopt(Listener *l, int fd) {
+        *l = (Listener){.src.fd = -1};
+        int r = sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOTSOCK;
+        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                return -errno;
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+                return -errno;
+        l->addr.len = sizeof(l->addr.un);
+        if (getsockname(fd, &l->addr.sa, &l->addr.len) < 0)
+                return -errno;
+        addr_format_listen(&l->addr, l->name, sizeof(l->name));
+        /* systemd owns the socket and any file behind it. */
+        l->owns_path = false;
         l->src.fd = fd;
         return 0;
 }

@@ -24,6 +24,11 @@ typedef struct Listener {
  * Returns 0 or -errno. */
 int listener_open(Listener *l, const SockAddr *a);
 
+/* Takes over a listening socket passed by systemd: checks that it is a
+ * listening stream socket (-ENOTSOCK otherwise), makes it non-blocking.
+ * Returns 0 or -errno. */
+int listener_adopt(Listener *l, int fd);
+
 /* Accepts one connection (non-blocking, close-on-exec). Returns the fd, or
  * -errno (-EAGAIN when the queue is empty). */
 int listener_accept(Listener *l, struct sockaddr_storage *peer, socklen_t *peer_len);

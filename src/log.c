@@ -11,6 +11,9 @@
 
 static int max_priority = LOG_NOTICE;
 static bool to_journal;
+static char last_error[512];
+
+const char *log_last_error(void) { return last_error; }
 
 void log_open(void) {
         const char *e = getenv("JOURNAL_STREAM");
@@ -47,6 +50,8 @@ void log_fullv(int priority, const char *fmt, va_list ap) {
         int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
         size_t len = (size_t)n + (size_t)MAX(m, 0);
         len = MIN(len, sizeof(line) - 2);
+        if (priority <= LOG_ERR)
+                snprintf(last_error, sizeof(last_error), "%.*s", (int)(len - (size_t)n), line + n);
         line[len++] = '\n';
 
         int saved = errno;

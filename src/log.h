@@ -14,6 +14,9 @@ void log_set_max_priority(int max_priority);
 int log_get_max_priority(void);
 void log_full(int priority, const char *fmt, ...) _printf_(2, 3);
 void log_fullv(int priority, const char *fmt, va_list ap) _printf_(2, 0);
+/* The text of the last error logged ("" if none), for STATUS= on a fatal
+ * start-up error. */
+const char *log_last_error(void);
 
 #define log_debug(...) log_full(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_full(LOG_INFO, __VA_ARGS__)

@@ -12,6 +12,7 @@
 #include "build-config.h"
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 
 #define EXIT_USAGE 2
@@ -110,6 +111,8 @@ int main(int argc, char *argv[]) {
         int r = config_load(config_path, explicit_path, &config, &used_defaults, err, sizeof(err));
         if (r < 0) {
                 log_error("%s", err);
+                if (!check_only)
+                        notify_failed(-r, "Configuration error: %s", err);
                 return CONFIG_EXIT_CODE;
         }
         if (check_only) {
@@ -133,8 +136,10 @@ int main(int argc, char *argv[]) {
 
         _cleanup_server_ Server *server = NULL;
         r = server_new(&server, config, config_path, explicit_path);
-        if (r < 0)
+        if (r < 0) {
+                notify_failed(-r, "Failed to start: %s", log_last_error());
                 return EXIT_FAILURE;
+        }
         r = server_run(server);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

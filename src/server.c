@@ -29,12 +29,14 @@
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
+#include <systemd/sd-daemon.h>
 
 #include "bcastlog.h"
 #include "client.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "prefix.h"
 #include "ratelimit.h"
 
@@ -90,6 +92,9 @@ struct Server {
         Phase phase;
         uint64_t drain_deadline;
         int reserve_fd;         /* spent to refuse connections at EMFILE */
+        uint64_t tick_usec;     /* housekeeping period, shorter under a watchdog */
+        bool watchdog;
+        char status[256];       /* last STATUS= sent */
         Stats stats;
         RateLimit warn_limit[_WARN_MAX];
         char rbuf[READ_BUFFER_SIZE];
@@ -550,11 +555,12 @@ static void server_close_listeners(Server *s) {
 
 static void server_begin_stop(Server *s, const char *signame) {
         s->phase = PHASE_DRAINING;
+        notify_stopping();
         server_close_listeners(s);
         s->drain_deadline = now_usec() + s->config->shutdown_timeout * USEC_PER_SEC;
         log_notice("%s: stopping; sending what is queued to %zu clients for up to %" PRIu32 " s", signame,
                    s->n_clients, s->config->shutdown_timeout);
-        if (server_arm_timer(s, DRAIN_TICK_USEC) < 0)
+        if (server_arm_timer(s, MIN(DRAIN_TICK_USEC, s->tick_usec)) < 0)
                 log_warning("cannot re-arm the timer: %m");
         ListNode *n;
         while ((n = list_pop_front(&s->idle_list)))
@@ -562,14 +568,31 @@ static void server_begin_stop(Server *s, const char *signame) {
         /* The rest follow as soon as they are caught up (server_flush). */
 }
 
+/* STATUS= for systemctl status; sent only when the figures changed. */
+static void server_update_status(Server *s) {
+        char status[sizeof(s->status)];
+        snprintf(status, sizeof(status),
+                 "Relaying: %zu clients, %" PRIu64 " messages relayed, %" PRIu64 " dropped, %" PRIu64
+                 " slow-client disconnects",
+                 s->n_clients, s->stats.messages, s->stats.dropped, s->stats.slow_disconnects);
+        if (strcmp(status, s->status) == 0)
+                return;
+        memcpy(s->status, status, sizeof(status));
+        notify_status("%s", status);
+}
+
 static void server_reload(Server *s) {
         Config *config;
         bool used_defaults = false;
         char err[1024];
 
+        notify_reloading();
         int r = config_load(s->config_path, s->config_must_exist, &config, &used_defaults, err, sizeof(err));
         if (r < 0) {
                 log_error("reload failed, keeping the running settings: %s", err);
+                notify_ready();
+                notify_status("Reload failed, running with the previous settings: %s", err);
+                s->status[0] = '\0';
                 return;
         }
         if (used_defaults)
@@ -585,6 +608,9 @@ static void server_reload(Server *s) {
         if (keepalive_changed)
                 client_list_for_each(s, server_tune_keepalive, NULL);
         log_notice("reloaded configuration from %s", s->config_path);
+        notify_ready();
+        s->status[0] = '\0';
+        server_update_status(s);
 }
 
 static void server_log_stats(Server *s) {
@@ -646,6 +672,8 @@ static void server_on_timer(Source *src, uint32_t events _unused_, void *userdat
         if (read(src->fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
                 log_warning("cannot read the timer: %m");
 
+        if (s->watchdog)
+                notify_watchdog();
         uint64_t now = now_usec();
         for (size_t i = 0; i < ARRAY_SIZE(s->warn_limit); i++) {
                 uint32_t suppressed = ratelimit_flush(&s->warn_limit[i], now);
@@ -659,6 +687,8 @@ static void server_on_timer(Source *src, uint32_t events _unused_, void *userdat
                         s->listeners[i].paused = false;
                         loop_requeue(s->loop, &s->listeners[i].src, EPOLLIN);
                 }
+        if (s->phase == PHASE_RUNNING)
+                server_update_status(s);
         if (s->phase == PHASE_DRAINING) {
                 client_list_for_each(s, server_check_linger, NULL);
                 if (now >= s->drain_deadline) {
@@ -670,12 +700,48 @@ static void server_on_timer(Source *src, uint32_t events _unused_, void *userdat
 
 /* --- life cycle ------------------------------------------------------------ */
 
+/* Sockets passed by systemd replace 'listen' entirely. */
+static int server_adopt_sockets(Server *s, int n) {
+        s->listeners = calloc((size_t)n, sizeof(Listener));
+        if (!s->listeners)
+                return -ENOMEM;
+        log_notice("using %d socket%s passed by systemd; 'listen' in %s is ignored", n, n == 1 ? "" : "s",
+                   s->config_path);
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                Listener *l = &s->listeners[i];
+                int r = listener_adopt(l, fd);
+                if (r < 0) {
+                        safe_close(fd);
+                        log_error("passed file descriptor %d is not a listening stream socket: %s", fd,
+                                  strerror(-r));
+                        return r == -ENOTSOCK ? r : -ENOTSOCK;
+                }
+                s->n_listeners++;
+                r = loop_add(s->loop, &l->src, fd, server_on_listener);
+                if (r < 0) {
+                        log_error("cannot watch %s: %s", l->name, strerror(-r));
+                        return r;
+                }
+                log_notice("serving %s (passed by systemd)", l->name);
+        }
+        return 0;
+}
+
 static int server_listen(Server *s) {
         const Config *cfg = s->config;
+
+        int n = sd_listen_fds(1);
+        if (n < 0) {
+                log_error("cannot read the sockets passed by systemd: %s", strerror(-n));
+                return n;
+        }
+        if (n > 0)
+                return server_adopt_sockets(s, n);
+
         s->listeners = calloc(cfg->n_listen, sizeof(Listener));
         if (!s->listeners)
                 return -ENOMEM;
-
         for (size_t i = 0; i < cfg->n_listen; i++) {
                 Listener *l = &s->listeners[s->n_listeners];
                 int r = listener_open(l, &cfg->listen[i]);
@@ -726,7 +792,12 @@ static int server_add_signal_and_timer(Server *s) {
                 safe_close(fd);
                 return r;
         }
-        return server_arm_timer(s, TICK_USEC);
+        /* Pet the watchdog at half its period, from the loop itself, so a
+         * stuck loop is noticed. */
+        uint64_t watchdog_usec = notify_watchdog_usec();
+        s->watchdog = watchdog_usec > 0;
+        s->tick_usec = s->watchdog ? MAX(MIN(TICK_USEC, watchdog_usec / 2), 1000) : TICK_USEC;
+        return server_arm_timer(s, s->tick_usec);
 }
 
 int server_new(Server **ret, Config *config, const char *config_path, bool must_exist) {
@@ -766,6 +837,10 @@ int server_new(Server **ret, Config *config, const char *config_path, bool must_
 }
 
 int server_run(Server *s) {
+        /* Every listener is bound and listening: connections queue from
+         * here on. */
+        notify_ready();
+        server_update_status(s);
         while (s->phase != PHASE_DONE) {
                 int timeout = list_empty(&s->flush_list) && !s->log_grew ? -1 : 0;
                 int r = loop_run_once(s->loop, timeout);
