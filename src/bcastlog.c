@@ -5,7 +5,8 @@
  *  - blocks are ordered; only the tail grows, earlier ones are sealed;
  *  - every cursor sits in some block, counted in that block's 'refs';
  *  - the head is freed once it has no cursor and is not the tail, so memory
- *    is bounded by the furthest-behind cursor plus one block;
+ *    is bounded by the furthest-behind cursor plus two blocks (the partly
+ *    read one and the spare kept against malloc churn);
  *  - runs never mix senders and append only ever adds whole messages, so a
  *    run boundary inside a block that is not at a LF exists only where a
  *    message continues into the next block. */

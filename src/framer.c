@@ -59,9 +59,9 @@ int framer_next(Framer *f, const char **in, size_t *in_len, size_t max, const ch
                 return 0;
         }
 
-        *in += take;
-        *in_len -= take;
         if (f->len == 0) {
+                *in += take;
+                *in_len -= take;
                 *ret_line = p;
                 *ret_len = take;
                 return 1;
@@ -70,6 +70,8 @@ int framer_next(Framer *f, const char **in, size_t *in_len, size_t max, const ch
         int r = framer_keep(f, p, take);
         if (r < 0)
                 return r;
+        *in += take;
+        *in_len -= take;
         *ret_line = f->partial;
         *ret_len = f->len;
         f->handed_out = 1;

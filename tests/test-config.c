@@ -369,9 +369,22 @@ ERROR_TEST(range_truncated_on_next_line, "shutdown_timeout =\n  4294967301;",
 ERROR_TEST(range_truncated_huge, "tcp_keepalive = 99999999999999999999999999999999999999;",
            "3: setting 'tcp_keepalive': 9999999999999999999999999999... is out of range 0..32767")
 
-Test(config, int_min_literal_is_not_truncated) {
-        /* -2147483648 fits an int: the value libconfig read is reported. */
-        expect_error("max_clients = -2147483648;\n", "1: setting 'max_clients': -2147483648 is out of range 1..1000000");
+Test(config, int_limit_literals_are_not_truncated) {
+        /* These fit an int: the value libconfig read is reported (without
+         * the leading zero), not the literal as written. */
+        expect_error("max_clients = -02147483648;\n",
+                     "1: setting 'max_clients': -2147483648 is out of range 1..1000000");
+        expect_error("max_clients = 02147483647;\n",
+                     "1: setting 'max_clients': 2147483647 is out of range 1..1000000");
+        expect_error("max_clients = 0x07fffffff;\n",
+                     "1: setting 'max_clients': 2147483647 is out of range 1..1000000");
+        /* One past: as written. */
+        expect_error("max_clients = -02147483649;\n",
+                     "1: setting 'max_clients': -02147483649 is out of range 1..1000000");
+        expect_error("max_clients = 02147483648;\n",
+                     "1: setting 'max_clients': 02147483648 is out of range 1..1000000");
+        expect_error("max_clients = 0x80000000;\n",
+                     "1: setting 'max_clients': 0x80000000 is out of range 1..1000000");
 }
 
 Test(config, oversize_literals_elsewhere_do_not_leak) {
@@ -804,6 +817,20 @@ Test(config, print_defaults_exactly) {
                                "tcp_keepalive = 60;\n"
                                "shutdown_timeout = 5;\n"
                                "log_level = \"notice\";\n");
+        free(text);
+        config_free(c);
+}
+
+Test(config, print_large_values_for_libconfig) {
+        /* Past INT_MAX libconfig 1.5 needs an L suffix to read it back. */
+        Config *c = NULL;
+        char *text;
+
+        cr_assert_eq(config_new_default(&c), 0);
+        c->max_queue_bytes = 3000000000u;
+        text = print_to_string(c);
+        cr_expect_not_null(strstr(text, "\nmax_queue_bytes = 3000000000L;\n"), "%s", text);
+        expect_error(text, "5: setting 'max_queue_bytes': 3000000000 is out of range 1024..1073741824");
         free(text);
         config_free(c);
 }
