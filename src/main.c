@@ -22,6 +22,7 @@ static void help(void) {
                "Relay every line a client sends to all other connected clients.\n\n"
                "  -c, --config FILE    read FILE (default: %s)\n"
                "  -t, --check-config   validate the configuration, print it, exit\n"
+               "  -q, --quiet          with --check-config: print nothing when valid\n"
                "  -h, --help           show this help\n"
                "  -V, --version        show the version\n\n"
                "Settings: epoll-broadcaster.conf(5). Signals: TERM/INT stop gracefully,\n"
@@ -71,16 +72,17 @@ int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 {"config", required_argument, NULL, 'c'},
                 {"check-config", no_argument, NULL, 't'},
+                {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
                 {},
         };
         const char *config_path = DEFAULT_CONFIG_PATH;
-        bool explicit_path = false, check_only = false;
+        bool explicit_path = false, check_only = false, quiet = false;
         int opt;
 
         log_open();
-        while ((opt = getopt_long(argc, argv, "c:thV", options, NULL)) >= 0) {
+        while ((opt = getopt_long(argc, argv, "c:tqhV", options, NULL)) >= 0) {
                 switch (opt) {
                 case 'c':
                         config_path = optarg;
@@ -88,6 +90,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case 't':
                         check_only = true;
+                        break;
+                case 'q':
+                        quiet = true;
                         break;
                 case 'h':
                         help();
@@ -114,6 +119,10 @@ int main(int argc, char *argv[]) {
                 if (!check_only)
                         notify_failed(-r, "Configuration error: %s", err);
                 return CONFIG_EXIT_CODE;
+        }
+        if (check_only && quiet) {
+                config_free(config);
+                return EXIT_SUCCESS;
         }
         if (check_only) {
                 if (used_defaults)
