@@ -25,15 +25,20 @@ typedef struct SockAddr {
 } SockAddr;
 
 /* Parses "a.b.c.d:port", "[v6]:port", "*:port" or an absolute Unix socket
- * path. Numeric hosts only, port 1..65535. Returns 0, or -EINVAL with
- * *ret untouched. */
+ * path. Numeric hosts only (no names, no "%scope"), port 1..65535 in
+ * decimal digits only (no sign, no spaces). A Unix path must fit sun_path
+ * with its NUL (at most 107 bytes); len then covers the path and its NUL.
+ * Returns 0, or -EINVAL with *ret untouched. */
 int addr_parse(const char *s, SockAddr *ret);
 
 /* Formats a peer (or listen) address the way %a shows it: "host:port",
  * "[v6]:port", an IPv4-mapped IPv6 peer as plain IPv4, "unix" for any
- * AF_UNIX peer. Always NUL-terminates; returns the length written. */
+ * AF_UNIX peer, "unknown" for another family or a 'len' too short for its
+ * family. Truncates to fit and always NUL-terminates (size 0: writes
+ * nothing); returns the length written, NUL excluded. */
 size_t addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 
-/* Like addr_format, but shows a Unix socket's path (for listener log lines)
- * and "*:port" for a dual-stack wildcard. */
+/* Like addr_format, but shows a Unix socket's path (for listener log lines;
+ * "@name" for an abstract one, "unix" for an unnamed one) and "*:port" for
+ * a dual-stack wildcard. */
 size_t addr_format_listen(const SockAddr *a, char *buf, size_t size);

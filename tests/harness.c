@@ -437,7 +437,9 @@ void daemon_stop(Daemon *d) {
                 kill(d->pid, SIGKILL);
                 try_reap(d, 0);
         }
+        char *log = NULL;
         if (d->dir[0]) {
+                log = daemon_log_text(d);
                 int i = registry_find_dir(d->dir);
                 remove_tree(d->dir);
                 if (i >= 0) {
@@ -446,6 +448,18 @@ void daemon_stop(Daemon *d) {
                 }
                 d->dir[0] = '\0';
         }
+        /* A sanitizer build of the daemon reports on stderr: make it a test
+         * failure rather than a line nobody reads. */
+        static const char *const reports[] = { "AddressSanitizer", "LeakSanitizer",
+                                               "runtime error:", NULL };
+        for (int i = 0; log && reports[i]; i++) {
+                const char *p = strstr(log, reports[i]);
+                if (p) {
+                        cr_assert_fail("the daemon reported \"%s\":\n%.4000s", reports[i],
+                                       p > log + 200 ? p - 200 : log);
+                }
+        }
+        free(log);
 }
 
 char *daemon_log_text(Daemon *d) { return read_file_all(d->log_path, NULL); }

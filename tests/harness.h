@@ -29,7 +29,8 @@ typedef struct Daemon {
 
 /* Writes dir/eb.conf with `listen = ["127.0.0.1:PORT"]; log_level = "info";`
  * followed by extra_settings (libconfig text, may be NULL), starts the daemon
- * with `-c dir/eb.conf` and waits (≤ 5 s) until the port accepts. */
+ * with `-c dir/eb.conf` and waits (≤ 5 s) until the port accepts (seen in
+ * /proc/net/tcp as listening: no probe connection is made). */
 void daemon_start(Daemon *d, const char *extra_settings);
 /* Same, but with the config text given whole (the test owns 'listen'); does
  * not wait for a port. Used for config-error and exit-code tests.
@@ -43,7 +44,9 @@ void daemon_signal(Daemon *d, int sig);
 /* Waits ≤ timeout_ms for exit; returns the exit status (0..255), 128+signal
  * when killed, or -1 on timeout. */
 int daemon_wait(Daemon *d, int timeout_ms);
-/* SIGKILL if still running, reap, remove the directory. Safe to call twice. */
+/* SIGKILL if still running, reap, remove the directory. Safe to call twice.
+ * Fails the test if the daemon's stderr holds a sanitizer report.
+ * EB_TEST_KEEP=1 in the environment keeps the directories for a look. */
 void daemon_stop(Daemon *d);
 /* True when the daemon's stderr contains needle (waits ≤ timeout_ms). */
 bool daemon_log_contains(Daemon *d, const char *needle, int timeout_ms);

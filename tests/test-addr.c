@@ -16,19 +16,19 @@ static const struct {
         bool any;
         const char *listen; /* addr_format_listen() of the result */
 } accept_table[] = {
-        { "127.0.0.1:7878", AF_INET, 7878, false, "127.0.0.1:7878" },
-        { "0.0.0.0:1", AF_INET, 1, false, "0.0.0.0:1" },
-        { "255.255.255.255:65535", AF_INET, 65535, false, "255.255.255.255:65535" },
-        { "10.0.0.1:080", AF_INET, 80, false, "10.0.0.1:80" },
-        { "[::1]:7878", AF_INET6, 7878, false, "[::1]:7878" },
-        { "[::]:80", AF_INET6, 80, false, "[::]:80" },
-        { "[2001:db8::42]:443", AF_INET6, 443, false, "[2001:db8::42]:443" },
-        { "[0:0::1]:9", AF_INET6, 9, false, "[::1]:9" },
-        { "[::ffff:192.0.2.7]:25", AF_INET6, 25, false, "192.0.2.7:25" },
-        { "*:7878", AF_INET6, 7878, true, "*:7878" },
-        { "*:65535", AF_INET6, 65535, true, "*:65535" },
-        { "/run/epoll-broadcaster.sock", AF_UNIX, 0, false, "/run/epoll-broadcaster.sock" },
-        { "/", AF_UNIX, 0, false, "/" },
+        {"127.0.0.1:7878", AF_INET, 7878, false, "127.0.0.1:7878"},
+        {"0.0.0.0:1", AF_INET, 1, false, "0.0.0.0:1"},
+        {"255.255.255.255:65535", AF_INET, 65535, false, "255.255.255.255:65535"},
+        {"10.0.0.1:080", AF_INET, 80, false, "10.0.0.1:80"},
+        {"[::1]:7878", AF_INET6, 7878, false, "[::1]:7878"},
+        {"[::]:80", AF_INET6, 80, false, "[::]:80"},
+        {"[2001:db8::42]:443", AF_INET6, 443, false, "[2001:db8::42]:443"},
+        {"[0:0::1]:9", AF_INET6, 9, false, "[::1]:9"},
+        {"[::ffff:192.0.2.7]:25", AF_INET6, 25, false, "192.0.2.7:25"},
+        {"*:7878", AF_INET6, 7878, true, "*:7878"},
+        {"*:65535", AF_INET6, 65535, true, "*:65535"},
+        {"/run/epoll-broadcaster.sock", AF_UNIX, 0, false, "/run/epoll-broadcaster.sock"},
+        {"/", AF_UNIX, 0, false, "/"},
 };
 
 static const char *const reject_table[] = {
@@ -174,14 +174,14 @@ Test(addr, unix_path_length_limit) {
 }
 
 static size_t format_in4(const char *ip, uint16_t port, char *buf, size_t size) {
-        struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(port) };
+        struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(port)};
 
         cr_assert_eq(inet_pton(AF_INET, ip, &in.sin_addr), 1);
         return addr_format((struct sockaddr *)&in, sizeof(in), buf, size);
 }
 
 static size_t format_in6(const char *ip, uint16_t port, char *buf, size_t size) {
-        struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+        struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
 
         cr_assert_eq(inet_pton(AF_INET6, ip, &in6.sin6_addr), 1);
         return addr_format((struct sockaddr *)&in6, sizeof(in6), buf, size);
@@ -218,7 +218,7 @@ Test(addr, format_v4_mapped_as_plain_ipv4) {
 }
 
 Test(addr, format_unix) {
-        struct sockaddr_un un = { .sun_family = AF_UNIX, .sun_path = "/run/x.sock" };
+        struct sockaddr_un un = {.sun_family = AF_UNIX, .sun_path = "/run/x.sock"};
         char buf[ADDR_STR_MAX];
 
         cr_expect_eq(addr_format((struct sockaddr *)&un, sizeof(un), buf, sizeof(buf)), 4);
@@ -229,8 +229,8 @@ Test(addr, format_unix) {
 }
 
 Test(addr, format_unknown) {
-        struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(1) };
-        struct sockaddr sa = { .sa_family = AF_APPLETALK };
+        struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(1)};
+        struct sockaddr sa = {.sa_family = AF_APPLETALK};
         char buf[ADDR_STR_MAX];
 
         cr_expect_eq(addr_format(&sa, sizeof(sa), buf, sizeof(buf)), 7);

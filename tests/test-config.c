@@ -184,21 +184,20 @@ Test(config, last_setting_without_newline) {
         config_free(c);
 }
 
-static const char full_file[] =
-        "# every setting, none at its default\n"
-        "listen = [ \"127.0.0.1:9001\",\n"
-        "           \"[::1]:9002\",\n"
-        "           \"*:9003\",\n"
-        "           \"/run/eb-test.sock\" ];\n"
-        "max_clients = 5;\n"
-        "max_message_bytes = 100;\n"
-        "max_queue_bytes = 2048;\n"
-        "slow_client = \"drop\";\n"
-        "echo = true;\n"
-        "prefix = \"[%a #%i] \";\n"
-        "tcp_keepalive = 0;\n"
-        "shutdown_timeout = 3600;\n"
-        "log_level = \"debug\";\n";
+static const char full_file[] = "# every setting, none at its default\n"
+                                "listen = [ \"127.0.0.1:9001\",\n"
+                                "           \"[::1]:9002\",\n"
+                                "           \"*:9003\",\n"
+                                "           \"/run/eb-test.sock\" ];\n"
+                                "max_clients = 5;\n"
+                                "max_message_bytes = 100;\n"
+                                "max_queue_bytes = 2048;\n"
+                                "slow_client = \"drop\";\n"
+                                "echo = true;\n"
+                                "prefix = \"[%a #%i] \";\n"
+                                "tcp_keepalive = 0;\n"
+                                "shutdown_timeout = 3600;\n"
+                                "log_level = \"debug\";\n";
 
 Test(config, full_file_every_setting) {
         Config *c = load_ok(full_file);
@@ -254,8 +253,8 @@ Test(config, every_log_level_and_policy) {
                 const char *name;
                 LogLevel level;
         } levels[] = {
-                { "error", LOG_LEVEL_ERROR },   { "warning", LOG_LEVEL_WARNING }, { "notice", LOG_LEVEL_NOTICE },
-                { "info", LOG_LEVEL_INFO },     { "debug", LOG_LEVEL_DEBUG },
+                {"error", LOG_LEVEL_ERROR}, {"warning", LOG_LEVEL_WARNING}, {"notice", LOG_LEVEL_NOTICE},
+                {"info", LOG_LEVEL_INFO},   {"debug", LOG_LEVEL_DEBUG},
         };
 
         for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
@@ -293,10 +292,13 @@ Test(config, range_boundaries_accepted) {
 
 /* ---- Errors: each on line 3 ---------------------------------------------- */
 
+/* The tail of every "is not an address" message. */
+#define ADDR_HINT "expected a.b.c.d:port, [v6]:port, *:port or an absolute path, port 1..65535"
+
 #define LINE12 "# line 1\n// line 2\n"
-#define ERROR_TEST(name, line3, want)                                          \
-        Test(config, name) {                                                   \
-                expect_error(LINE12 line3 "\n", want);                         \
+#define ERROR_TEST(name, line3, want)                                                                       \
+        Test(config, name) {                                                                                \
+                expect_error(LINE12 line3 "\n", want);                                                      \
         }
 
 ERROR_TEST(unknown_setting, "foo = 1;", "3: unknown setting 'foo'")
@@ -320,7 +322,8 @@ ERROR_TEST(type_slow_client, "slow_client = 1;",
            "3: setting 'slow_client': expected a string (\"disconnect\" or \"drop\"), got an integer")
 ERROR_TEST(type_echo_string, "echo = \"yes\";",
            "3: setting 'echo': expected a boolean (true or false), got a string")
-ERROR_TEST(type_echo_int, "echo = 1;", "3: setting 'echo': expected a boolean (true or false), got an integer")
+ERROR_TEST(type_echo_int, "echo = 1;",
+           "3: setting 'echo': expected a boolean (true or false), got an integer")
 ERROR_TEST(type_prefix, "prefix = 1;", "3: setting 'prefix': expected a string, got an integer")
 ERROR_TEST(type_tcp_keepalive, "tcp_keepalive = [ 1 ];",
            "3: setting 'tcp_keepalive': expected an integer, got an array")
@@ -331,7 +334,8 @@ ERROR_TEST(type_log_level, "log_level = true;",
            "\"debug\"), got a boolean")
 
 /* Out of range, both ends. */
-ERROR_TEST(range_max_clients_low, "max_clients = 0;", "3: setting 'max_clients': 0 is out of range 1..1000000")
+ERROR_TEST(range_max_clients_low, "max_clients = 0;",
+           "3: setting 'max_clients': 0 is out of range 1..1000000")
 ERROR_TEST(range_max_clients_high, "max_clients = 1000001;",
            "3: setting 'max_clients': 1000001 is out of range 1..1000000")
 ERROR_TEST(range_max_message_low, "max_message_bytes = 1;",
@@ -404,9 +408,10 @@ ERROR_TEST(enum_slow_client, "slow_client = \"fast\";",
 ERROR_TEST(enum_log_level_case, "log_level = \"Debug\";",
            "3: setting 'log_level': \"Debug\" is not one of \"error\", \"warning\", \"notice\", \"info\" or "
            "\"debug\"")
-ERROR_TEST(enum_escapes_value, "log_level = \"a\\nb\\x01\";",
-           "3: setting 'log_level': \"a\\nb\\x01\" is not one of \"error\", \"warning\", \"notice\", \"info\" "
-           "or \"debug\"")
+ERROR_TEST(
+        enum_escapes_value, "log_level = \"a\\nb\\x01\";",
+        "3: setting 'log_level': \"a\\nb\\x01\" is not one of \"error\", \"warning\", \"notice\", \"info\" "
+        "or \"debug\"")
 
 /* Syntax errors carry libconfig's line. */
 ERROR_TEST(syntax_error, "max_clients = = 5;", "3: syntax error")
@@ -419,8 +424,7 @@ Test(config, syntax_error_duplicate_setting) {
 /* Addresses: the line is the element's own line. */
 Test(config, bad_address_line_of_element) {
         expect_error(LINE12 "listen = [\n  \"127.0.0.1:7878\",\n  \"localhost:7878\"\n];\n",
-                     "5: setting 'listen': \"localhost:7878\" is not an address: expected a.b.c.d:port, "
-                     "[v6]:port, *:port or an absolute path, port 1..65535");
+                     "5: setting 'listen': \"localhost:7878\" is not an address: " ADDR_HINT);
 }
 
 Test(config, bad_element_lines) {
@@ -428,23 +432,19 @@ Test(config, bad_element_lines) {
         expect_error("listen = (\n  \"127.0.0.1:1\",\n\n  2\n\n);\n",
                      "4: setting 'listen': element 2: expected a string, got an integer");
         expect_error("listen = [ \"/a\", /* \"/b\",\n */ \"/c\", # \"/d\"\n\"/e\" \"/f\", \"x\"\n];\n",
-                     "3: setting 'listen': \"x\" is not an address: expected a.b.c.d:port, [v6]:port, *:port "
-                     "or an absolute path, port 1..65535");
-        expect_error("listen = [ \"/a\",\n\"/b\",\n\"/a\"\n\n];\n", "3: setting 'listen': \"/a\" is listed twice");
+                     "3: setting 'listen': \"x\" is not an address: " ADDR_HINT);
+        expect_error("listen = [ \"/a\",\n\"/b\",\n\"/a\"\n\n];\n",
+                     "3: setting 'listen': \"/a\" is listed twice");
 }
 
 ERROR_TEST(bad_address_no_port, "listen = [ \"[::1]\" ];",
-           "3: setting 'listen': \"[::1]\" is not an address: expected a.b.c.d:port, [v6]:port, *:port or an "
-           "absolute path, port 1..65535")
+           "3: setting 'listen': \"[::1]\" is not an address: " ADDR_HINT)
 ERROR_TEST(bad_address_port_zero, "listen = [ \"127.0.0.1:0\" ];",
-           "3: setting 'listen': \"127.0.0.1:0\" is not an address: expected a.b.c.d:port, [v6]:port, *:port or "
-           "an absolute path, port 1..65535")
+           "3: setting 'listen': \"127.0.0.1:0\" is not an address: " ADDR_HINT)
 ERROR_TEST(bad_address_relative_path, "listen = [ \"run/eb.sock\" ];",
-           "3: setting 'listen': \"run/eb.sock\" is not an address: expected a.b.c.d:port, [v6]:port, *:port or "
-           "an absolute path, port 1..65535")
+           "3: setting 'listen': \"run/eb.sock\" is not an address: " ADDR_HINT)
 ERROR_TEST(bad_address_empty, "listen = [ \"\" ];",
-           "3: setting 'listen': \"\" is not an address: expected a.b.c.d:port, [v6]:port, *:port or an "
-           "absolute path, port 1..65535")
+           "3: setting 'listen': \"\" is not an address: " ADDR_HINT)
 
 Test(config, bad_address_unix_path_too_long) {
         char path[200], text[300], want[400];
@@ -453,7 +453,8 @@ Test(config, bad_address_unix_path_too_long) {
         path[0] = '/';
         path[108] = '\0'; /* 108 bytes: no room for the NUL */
         snprintf(text, sizeof(text), "listen = [ \"%s\" ];\n", path);
-        snprintf(want, sizeof(want), "1: setting 'listen': \"%s\": a Unix socket path is at most 107 bytes", path);
+        snprintf(want, sizeof(want), "1: setting 'listen': \"%s\": a Unix socket path is at most 107 bytes",
+                 path);
         expect_error(text, want);
 
         path[107] = '\0';
@@ -499,15 +500,17 @@ ERROR_TEST(duplicate_address_any, "listen = [ \"[::]:80\", \"*:80\" ];",
            "3: setting 'listen': \"*:80\" is the same address as \"[::]:80\"")
 ERROR_TEST(duplicate_unix_path, "listen = ( \"/run/a.sock\", \"/run/a.sock\" );",
            "3: setting 'listen': \"/run/a.sock\" is listed twice")
-ERROR_TEST(overlap_any, "listen = [ \"*:80\", \"127.0.0.1:80\" ];",
-           "3: setting 'listen': \"127.0.0.1:80\" overlaps \"*:80\": a wildcard address and another address it "
-           "covers cannot both listen on port 80")
+ERROR_TEST(
+        overlap_any, "listen = [ \"*:80\", \"127.0.0.1:80\" ];",
+        "3: setting 'listen': \"127.0.0.1:80\" overlaps \"*:80\": a wildcard address and another address it "
+        "covers cannot both listen on port 80")
 ERROR_TEST(overlap_ipv4_wildcard, "listen = [ \"127.0.0.1:80\", \"0.0.0.0:80\" ];",
            "3: setting 'listen': \"0.0.0.0:80\" overlaps \"127.0.0.1:80\": a wildcard address and another "
            "address it covers cannot both listen on port 80")
-ERROR_TEST(overlap_ipv6_wildcard, "listen = [ \"[::1]:80\", \"[::]:80\" ];",
-           "3: setting 'listen': \"[::]:80\" overlaps \"[::1]:80\": a wildcard address and another address it "
-           "covers cannot both listen on port 80")
+ERROR_TEST(
+        overlap_ipv6_wildcard, "listen = [ \"[::1]:80\", \"[::]:80\" ];",
+        "3: setting 'listen': \"[::]:80\" overlaps \"[::1]:80\": a wildcard address and another address it "
+        "covers cannot both listen on port 80")
 
 Test(config, distinct_addresses_accepted) {
         Config *c = load_ok("listen = [ \"0.0.0.0:80\", \"[::1]:80\", \"127.0.0.1:81\", \"*:82\", "
@@ -526,9 +529,10 @@ Test(config, queue_less_than_message) {
                      "queue must hold at least one message");
 }
 
-ERROR_TEST(queue_default_less_than_message, "max_message_bytes = 2097152;",
-           "3: setting 'max_queue_bytes': the default 1048576 is less than max_message_bytes (2097152): raise "
-           "max_queue_bytes too")
+ERROR_TEST(
+        queue_default_less_than_message, "max_message_bytes = 2097152;",
+        "3: setting 'max_queue_bytes': the default 1048576 is less than max_message_bytes (2097152): raise "
+        "max_queue_bytes too")
 
 Test(config, queue_equal_to_message) {
         Config *c = load_ok("max_message_bytes = 2097152;\nmax_queue_bytes = 2097152;\n");
@@ -629,11 +633,13 @@ Test(config, unreadable_file) {
                 Config *c = NULL;
 
                 close(fds[0]);
-                if (geteuid() == 0 && (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0))
+                if (geteuid() == 0 &&
+                    (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0))
                         _exit(100);
                 r = config_load(p, true, &c, NULL, err, sizeof(err));
                 config_free(c);
-                if (write(fds[1], &r, sizeof(r)) != sizeof(r) || write(fds[1], err, sizeof(err)) != sizeof(err))
+                if (write(fds[1], &r, sizeof(r)) != sizeof(r) ||
+                    write(fds[1], err, sizeof(err)) != sizeof(err))
                         _exit(101);
                 _exit(0);
         }
@@ -734,7 +740,8 @@ static void expect_include_error(const char *extra, const char *want) {
 }
 
 Test(config, include_error_names_included_file) {
-        expect_include_error("\nmax_clients = 0;\n", "2: setting 'max_clients': 0 is out of range 1..1000000");
+        expect_include_error("\nmax_clients = 0;\n",
+                             "2: setting 'max_clients': 0 is out of range 1..1000000");
 }
 
 Test(config, include_syntax_error_names_included_file) {
@@ -743,8 +750,7 @@ Test(config, include_syntax_error_names_included_file) {
 
 Test(config, include_listen_element_line) {
         expect_include_error("max_clients = 7;\nlisten = [\n  \"/a\",\n  \"a\"\n];\n",
-                             "4: setting 'listen': \"a\" is not an address: expected a.b.c.d:port, [v6]:port, "
-                             "*:port or an absolute path, port 1..65535");
+                             "4: setting 'listen': \"a\" is not an address: " ADDR_HINT);
 }
 
 Test(config, include_truncated_literal) {
@@ -758,8 +764,8 @@ Test(config, include_missing) {
         Config *c = &sentinel;
 
         cr_expect_eq(config_load(p, true, &c, NULL, err, sizeof(err)), -EINVAL);
-        snprintf(expected, sizeof(expected), "%s:2: cannot open include file (@include paths are relative to %s)",
-                 p, dir);
+        snprintf(expected, sizeof(expected),
+                 "%s:2: cannot open include file (@include paths are relative to %s)", p, dir);
         cr_expect_str_eq(err, expected);
 }
 
@@ -922,9 +928,9 @@ Test(config, shipped_file_is_all_defaults) {
 Test(config, shipped_file_documents_every_default) {
         /* Uncommenting every "#name = value;" line must give the defaults,
          * and must mention every setting: the comments cannot drift. */
-        static const char *const names[] = { "listen", "max_clients", "max_message_bytes", "max_queue_bytes",
-                                             "slow_client", "echo", "prefix", "tcp_keepalive",
-                                             "shutdown_timeout", "log_level" };
+        static const char *const names[] = {
+                "listen", "max_clients", "max_message_bytes", "max_queue_bytes",  "slow_client",
+                "echo",   "prefix",      "tcp_keepalive",     "shutdown_timeout", "log_level"};
         char line[1024], *text = NULL;
         size_t len = 0;
         FILE *in = fopen(shipped_conf(), "r"), *out = open_memstream(&text, &len);

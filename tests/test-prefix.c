@@ -28,21 +28,9 @@ static const struct {
         const char *tmpl;
         size_t offset;
 } invalid_table[] = {
-        { "%", 0 },
-        { "ab%", 2 },
-        { "%x", 0 },
-        { "a%b", 1 },
-        { "%A", 0 },
-        { "%I", 0 },
-        { "%%%", 2 },
-        { "%a%", 2 },
-        { "%%%z", 2 },
-        { "% ", 0 },
-        { "%\n", 0 },
-        { "\n", 0 },
-        { "abc\n", 3 },
-        { "%a\n%i", 2 },
-        { "ok %i then %d", 11 },
+        {"%", 0},   {"ab%", 2}, {"%x", 0},    {"a%b", 1},    {"%A", 0},
+        {"%I", 0},  {"%%%", 2}, {"%a%", 2},   {"%%%z", 2},   {"% ", 0},
+        {"%\n", 0}, {"\n", 0},  {"abc\n", 3}, {"%a\n%i", 2}, {"ok %i then %d", 11},
 };
 
 Test(prefix, validate_accepts) {
@@ -83,8 +71,8 @@ static void expect_expand(const char *tmpl, const char *peer, uint64_t id, size_
         memset(buf, '#', sizeof(buf));
         n = prefix_expand(tmpl, peer, id, buf, size);
         cr_expect_eq(n, want_len, "\"%s\" (size %zu): length %zu, expected %zu", tmpl, size, n, want_len);
-        cr_expect_eq(memcmp(buf, want, want_len), 0, "\"%s\" (size %zu): got \"%.*s\", expected \"%s\"", tmpl,
-                     size, (int)n, buf, want);
+        cr_expect_eq(memcmp(buf, want, want_len), 0, "\"%s\" (size %zu): got \"%.*s\", expected \"%s\"",
+                     tmpl, size, (int)n, buf, want);
         for (size_t i = n; i < sizeof(buf); i++)
                 cr_assert_eq(buf[i], '#', "\"%s\" (size %zu): byte %zu written past the result", tmpl, size,
                              i);
@@ -116,7 +104,7 @@ Test(prefix, expand_truncates) {
         expect_expand("[%a #%i] ", "1.2.3.4:5", 42, 4, "[1.2");
         expect_expand("[%a #%i] ", "1.2.3.4:5", 42, 12, "[1.2.3.4:5 #");
         expect_expand("[%a #%i] ", "1.2.3.4:5", 42, 13, "[1.2.3.4:5 #4");
-        expect_expand("[%a #%i] ", "1.2.3.4:5", 42, 16, "[1.2.3.4:5 #42] ");  /* exact fit */
+        expect_expand("[%a #%i] ", "1.2.3.4:5", 42, 16, "[1.2.3.4:5 #42] "); /* exact fit */
         expect_expand("[%a #%i] ", "1.2.3.4:5", 42, 17, "[1.2.3.4:5 #42] ");
         expect_expand("%%%%", "x", 1, 1, "%");
         expect_expand("abcdef", "x", 1, 3, "abc");
