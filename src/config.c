@@ -79,7 +79,7 @@ static const char *const key_names[_KEY_MAX] = {
         [KEY_LOG_LEVEL] = "log_level",
 };
 
-static const char *const default_listen[] = { "127.0.0.1:7878", "[::1]:7878" };
+static const char *const default_listen[] = {"127.0.0.1:7878", "[::1]:7878"};
 
 static const char *const slow_client_names[] = {
         [SLOW_CLIENT_DISCONNECT] = "disconnect",
@@ -186,8 +186,7 @@ static bool addr_same(const SockAddr *a, const SockAddr *b) {
                 return false;
         switch (a->sa.sa_family) {
         case AF_INET:
-                return a->in.sin_port == b->in.sin_port &&
-                       a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+                return a->in.sin_port == b->in.sin_port && a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
         case AF_INET6:
                 return a->in6.sin6_port == b->in6.sin6_port &&
                        memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(struct in6_addr)) == 0;
@@ -435,7 +434,7 @@ static void scan_number(Scanner *s, bool *ret_overflow) {
 }
 
 static void scan_source(const char *text, size_t len, SourceFacts *ret) {
-        Scanner s = { .p = text, .end = text + len, .line = 1 };
+        Scanner s = {.p = text, .end = text + len, .line = 1};
         Key current = _KEY_INVALID; /* the root setting being read */
         bool want_element = false;
         size_t element = 0;
@@ -474,7 +473,8 @@ static void scan_source(const char *text, size_t len, SourceFacts *ret) {
                         if (depth == 0 && peek.p < peek.end && (*peek.p == '=' || *peek.p == ':'))
                                 current = key_from_name(name, (size_t)(s.p - name));
                 } else if (is_digit(c) || c == '.' ||
-                           ((c == '-' || c == '+') && s.p + 1 < s.end && (is_digit(s.p[1]) || s.p[1] == '.'))) {
+                           ((c == '-' || c == '+') && s.p + 1 < s.end &&
+                            (is_digit(s.p[1]) || s.p[1] == '.'))) {
                         const char *lit = s.p;
                         bool overflow;
 
@@ -487,8 +487,8 @@ static void scan_source(const char *text, size_t len, SourceFacts *ret) {
                                 if (n < sizeof(o->text))
                                         memcpy(o->text, lit, n);
                                 else
-                                        snprintf(o->text, sizeof(o->text), "%.*s...", (int)sizeof(o->text) - 4,
-                                                 lit);
+                                        snprintf(o->text, sizeof(o->text), "%.*s...",
+                                                 (int)sizeof(o->text) - 4, lit);
                         }
                 } else {
                         if (c == '{' || c == '[' || c == '(') {
@@ -509,11 +509,11 @@ static void scan_source(const char *text, size_t len, SourceFacts *ret) {
 /* ---- Loading ------------------------------------------------------------ */
 
 typedef struct LoadContext {
-        const char *path;      /* the file as the caller named it */
-        const char *dir;       /* its directory: the @include directory */
+        const char *path; /* the file as the caller named it */
+        const char *dir;  /* its directory: the @include directory */
         char *errbuf;
         size_t errlen;
-        SourceFacts facts;     /* of 'path' itself */
+        SourceFacts facts; /* of 'path' itself */
 } LoadContext;
 
 _printf_(3, 4) static int load_error(LoadContext *ctx, int r, const char *fmt, ...) {
@@ -543,8 +543,8 @@ static const char *source_path(LoadContext *ctx, const char *file, char *buf, si
 
 /* "FILE:LINE: setting 'NAME': ..." for a setting or one of its elements;
  * 'line' 0 takes libconfig's. */
-_printf_(5, 0) static int setting_verror(LoadContext *ctx, const config_setting_t *where, unsigned line, Key key,
-                                         const char *fmt, va_list ap) {
+_printf_(5, 0) static int setting_verror(LoadContext *ctx, const config_setting_t *where, unsigned line,
+                                         Key key, const char *fmt, va_list ap) {
         char msg[512];
 
         vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -630,8 +630,8 @@ static int read_config_file(LoadContext *ctx, const char *path, bool missing_ok,
         if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
                 return load_error(ctx, -EINVAL, "%s: not a regular file", path);
         if (st.st_size > CONFIG_FILE_MAX)
-                return load_error(ctx, -EFBIG, "%s: larger than %d bytes, not a configuration file",
-                                  path, CONFIG_FILE_MAX);
+                return load_error(ctx, -EFBIG, "%s: larger than %d bytes, not a configuration file", path,
+                                  CONFIG_FILE_MAX);
 
         cap = (size_t)st.st_size + 2;
         buf = malloc(cap);
@@ -646,8 +646,8 @@ static int read_config_file(LoadContext *ctx, const char *path, bool missing_ok,
 
                         if (cap > CONFIG_FILE_MAX)
                                 return load_error(ctx, -EFBIG,
-                                                  "%s: larger than %d bytes, not a configuration file",
-                                                  path, CONFIG_FILE_MAX);
+                                                  "%s: larger than %d bytes, not a configuration file", path,
+                                                  CONFIG_FILE_MAX);
                         nbuf = realloc(buf, cap * 2);
                         if (!nbuf)
                                 return load_error(ctx, -ENOMEM, "%s: out of memory", path);
@@ -750,9 +750,12 @@ static int load_enum(LoadContext *ctx, const config_setting_t *s, Key key, const
                         }
         }
 
-        for (size_t i = 0, n = 0; i < n_names; i++)
-                n += (size_t)snprintf(allowed + n, sizeof(allowed) - MIN(n, sizeof(allowed)), "%s\"%s\"",
-                                      i == 0 ? "" : i + 1 == n_names ? " or " : ", ", names[i]);
+        /* "a", "b" or "c" (the lists are short: it always fits) */
+        for (size_t i = 0, n = 0; i < n_names && n < sizeof(allowed); i++) {
+                const char *sep = i == 0 ? "" : i + 1 == n_names ? " or " : ", ";
+
+                n += (size_t)snprintf(allowed + n, sizeof(allowed) - n, "%s\"%s\"", sep, names[i]);
+        }
 
         if (config_setting_type(s) != CONFIG_TYPE_STRING)
                 return setting_error(ctx, s, key, "expected a string (%s), got %s", allowed,
@@ -779,11 +782,12 @@ static int load_prefix(LoadContext *ctx, const config_setting_t *s, Config *c) {
 
                 if (v[off] == '\n')
                         return setting_error(ctx, s, KEY_PREFIX,
-                                             "a line feed (\\n) at offset %zu would split every message", off);
-                if (v[off + 1] == '\0')
-                        return setting_error(ctx, s, KEY_PREFIX,
-                                             "a lone '%%' at the end (offset %zu); write %%%% for a percent sign",
+                                             "a line feed (\\n) at offset %zu would split every message",
                                              off);
+                if (v[off + 1] == '\0')
+                        return setting_error(
+                                ctx, s, KEY_PREFIX,
+                                "a lone '%%' at the end (offset %zu); write %%%% for a percent sign", off);
                 return setting_error(ctx, s, KEY_PREFIX,
                                      "unknown directive '%%%s' at offset %zu; use %%a, %%i or %%%%",
                                      escape_byte((unsigned char)v[off + 1], tmp), off);
@@ -825,35 +829,37 @@ static int load_listen(LoadContext *ctx, const config_setting_t *s, Config *c) {
                 SockAddr a;
 
                 if (config_setting_type(e) != CONFIG_TYPE_STRING)
-                        return setting_error_at(ctx, e, line, KEY_LISTEN, "element %d: expected a string, got %s",
-                                             i + 1, type_name(config_setting_type(e)));
+                        return setting_error_at(ctx, e, line, KEY_LISTEN,
+                                                "element %d: expected a string, got %s", i + 1,
+                                                type_name(config_setting_type(e)));
                 v = config_setting_get_string(e);
 
                 if (addr_parse(v, &a) < 0) {
                         if (v[0] == '/')
                                 return setting_error_at(ctx, e, line, KEY_LISTEN,
-                                                     "%s: a Unix socket path is at most %zu bytes",
-                                                     QUOTE(v), sizeof(a.un.sun_path) - 1);
+                                                        "%s: a Unix socket path is at most %zu bytes",
+                                                        QUOTE(v), sizeof(a.un.sun_path) - 1);
                         return setting_error_at(ctx, e, line, KEY_LISTEN,
-                                             "%s is not an address: expected a.b.c.d:port, [v6]:port, "
-                                             "*:port or an absolute path, port 1..65535",
-                                             QUOTE(v));
+                                                "%s is not an address: expected a.b.c.d:port, [v6]:port, "
+                                                "*:port or an absolute path, port 1..65535",
+                                                QUOTE(v));
                 }
 
                 for (size_t j = 0; j < c->n_listen; j++) {
                         if (addr_same(&a, &c->listen[j])) {
                                 if (streq(v, c->listen_str[j]))
-                                        return setting_error_at(ctx, e, line, KEY_LISTEN, "%s is listed twice",
-                                                             QUOTE(v));
-                                return setting_error_at(ctx, e, line, KEY_LISTEN, "%s is the same address as %s",
-                                                     QUOTE(v), QUOTE(c->listen_str[j]));
+                                        return setting_error_at(ctx, e, line, KEY_LISTEN,
+                                                                "%s is listed twice", QUOTE(v));
+                                return setting_error_at(ctx, e, line, KEY_LISTEN,
+                                                        "%s is the same address as %s", QUOTE(v),
+                                                        QUOTE(c->listen_str[j]));
                         }
                         if (addr_overlap(&a, &c->listen[j]))
                                 return setting_error_at(ctx, e, line, KEY_LISTEN,
-                                                     "%s overlaps %s: a wildcard address and another "
-                                                     "address it covers cannot both listen on port %u",
-                                                     QUOTE(v), QUOTE(c->listen_str[j]),
-                                                     (unsigned)addr_port(&a));
+                                                        "%s overlaps %s: a wildcard address and another "
+                                                        "address it covers cannot both listen on port %u",
+                                                        QUOTE(v), QUOTE(c->listen_str[j]),
+                                                        (unsigned)addr_port(&a));
                 }
 
                 c->listen_str[c->n_listen] = strdup(v);
@@ -923,9 +929,9 @@ static void config_destroyp(config_t *lc) {
         config_destroy(lc);
 }
 
-int config_load(const char *path, bool must_exist, Config **ret, bool *ret_used_defaults,
-                char *errbuf, size_t errlen) {
-        LoadContext ctx = { .path = path, .errbuf = errbuf, .errlen = errlen };
+int config_load(const char *path, bool must_exist, Config **ret, bool *ret_used_defaults, char *errbuf,
+                size_t errlen) {
+        LoadContext ctx = {.path = path, .errbuf = errbuf, .errlen = errlen};
         const config_setting_t *seen[_KEY_MAX] = {};
         _cleanup_config_ Config *c = NULL;
         _cleanup_free_ char *text = NULL, *dir = NULL;
@@ -968,12 +974,15 @@ int config_load(const char *path, bool must_exist, Config **ret, bool *ret_used_
                 const char *what = config_error_text(&lc) ?: "unknown error";
 
                 if (streq(what, "syntax error"))
-                        return load_error(&ctx, -EINVAL, "%s:%d: syntax error", file, config_error_line(&lc));
+                        return load_error(&ctx, -EINVAL, "%s:%d: syntax error", file,
+                                          config_error_line(&lc));
                 if (streq(what, "cannot open include file"))
-                        return load_error(&ctx, -EINVAL,
-                                          "%s:%d: cannot open include file (@include paths are relative to %s)",
-                                          file, config_error_line(&lc), dir);
-                return load_error(&ctx, -EINVAL, "%s:%d: syntax error: %s", file, config_error_line(&lc), what);
+                        return load_error(
+                                &ctx, -EINVAL,
+                                "%s:%d: cannot open include file (@include paths are relative to %s)", file,
+                                config_error_line(&lc), dir);
+                return load_error(&ctx, -EINVAL, "%s:%d: syntax error: %s", file, config_error_line(&lc),
+                                  what);
         }
 
         root = config_root_setting(&lc);
