@@ -82,6 +82,7 @@ struct Server {
         BcastLog *log;
         Listener *listeners;
         size_t n_listeners;
+        bool socket_activated;  /* listeners came from systemd, not 'listen' */
         Source signal_src;
         Source timer_src;
         ListNode flush_list, idle_list, blocked_list, linger_list, closing_list;
@@ -597,8 +598,13 @@ static void server_reload(Server *s) {
         }
         if (used_defaults)
                 log_notice("%s does not exist; using the built-in defaults", s->config_path);
-        if (!config_listen_equal(s->config, config))
-                log_warning("'listen' changed in %s; restart the service to apply it", s->config_path);
+        if (!config_listen_equal(s->config, config)) {
+                if (s->socket_activated)
+                        log_notice("'listen' changed in %s but is ignored: the sockets come from systemd "
+                                   "(epoll-broadcaster.socket)", s->config_path);
+                else
+                        log_warning("'listen' changed in %s; restart the service to apply it", s->config_path);
+        }
         bool keepalive_changed = config->tcp_keepalive != s->config->tcp_keepalive;
         config_free(s->config);
         s->config = config;
@@ -736,8 +742,10 @@ static int server_listen(Server *s) {
                 log_error("cannot read the sockets passed by systemd: %s", strerror(-n));
                 return n;
         }
-        if (n > 0)
+        if (n > 0) {
+                s->socket_activated = true;
                 return server_adopt_sockets(s, n);
+        }
 
         s->listeners = calloc(cfg->n_listen, sizeof(Listener));
         if (!s->listeners)
