@@ -1,0 +1,1244 @@
+/* End-to-end tests of SPEC §4's systemd integration, without systemd:
+ * socket activation through systemd-socket-activate (and hand-made
+ * LISTEN_FDS), sd_notify through a NOTIFY_SOCKET datagram socket the test
+ * owns (READY, STATUS, STOPPING, RELOADING, WATCHDOG, ERRNO), and the
+ * syslog-priority prefixes when stderr is the journal stream.
+ *
+ * The daemon is started here by a local fork/exec helper (the harness's
+ * daemon_exec strips exactly the variables these tests need), inside a
+ * harness Daemon (private directory, log file, waits). Every process is
+ * stopped by its PID: the suite's .fini kills what is left, and each child
+ * has PR_SET_PDEATHSIG. A collector thread drains the notify socket
+ * continuously: sd_notify blocks when the receiver's queue (10 datagrams by
+ * default) is full, so an undrained socket would stall the daemon. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+extern char **environ;
+
+/* ------------------------------------------------------------------------ */
+/* Processes started by this file                                            */
+
+#define MAX_SPAWNED 16
+static pid_t spawned[MAX_SPAWNED];
+
+static void spawned_kill_all(void) {
+        for (int i = 0; i < MAX_SPAWNED; i++) {
+                if (spawned[i] <= 0)
+                        continue;
+                /* Only a child not reaped yet is still ours: a reaped PID
+                 * gives ECHILD and is left alone. */
+                int st;
+                if (waitpid(spawned[i], &st, WNOHANG) == 0) {
+                        kill(spawned[i], SIGKILL);
+                        waitpid(spawned[i], &st, 0);
+                }
+                spawned[i] = 0;
+        }
+}
+
+static void notify_close(void);
+
+static void suite_fini(void) {
+        notify_close();
+        spawned_kill_all();
+        harness_cleanup();
+}
+
+TestSuite(systemd, .fini = suite_fini, .timeout = 30);
+
+static bool env_stripped(const char *e) {
+        static const char *const names[] = {
+                "JOURNAL_STREAM=", "NOTIFY_SOCKET=", "LISTEN_FDS=",   "LISTEN_PID=",
+                "LISTEN_FDNAMES=", "WATCHDOG_USEC=", "WATCHDOG_PID=", NULL};
+        for (int i = 0; names[i]; i++)
+                if (strncmp(e, names[i], strlen(names[i])) == 0)
+                        return true;
+        return false;
+}
+
+/* Starts argv[0] (a path) in d: stdin /dev/null, stdout/stderr appended to
+ * d->out_path/d->log_path, the environment of this process minus the systemd
+ * variables plus extra_env ("NAME=VALUE"; "@SELF@" in a value becomes the
+ * child's PID, for LISTEN_PID and WATCHDOG_PID), and fds[] placed at 3, 4, …
+ * without FD_CLOEXEC. d must come from daemon_init and not run anything. */
+static void spawn(Daemon *d, char *const argv[], const char *const extra_env[], const int *fds,
+                  size_t n_fds) {
+        cr_assert(d->dir[0] && d->reaped, "spawn: Daemon not initialised or still running");
+        cr_assert(n_fds <= 8);
+        size_t n_env = 0, n_extra = 0;
+        while (environ[n_env])
+                n_env++;
+        while (extra_env && extra_env[n_extra])
+                n_extra++;
+        char **envp = calloc(n_env + n_extra + 1, sizeof *envp);
+        const char *self_tmpl[16] = {0};
+        char *self_buf[16] = {0};
+        size_t self_size[16] = {0};
+        cr_assert(envp && n_extra <= 16);
+        size_t k = 0;
+        for (size_t i = 0; i < n_env; i++)
+                if (!env_stripped(environ[i]))
+                        envp[k++] = environ[i];
+        for (size_t i = 0; i < n_extra; i++) {
+                if (strstr(extra_env[i], "@SELF@")) {
+                        self_tmpl[i] = extra_env[i];
+                        self_size[i] = strlen(extra_env[i]) + 24;
+                        self_buf[i] = malloc(self_size[i]);
+                        cr_assert(self_buf[i]);
+                        envp[k++] = self_buf[i];
+                } else {
+                        envp[k++] = (char *)extra_env[i];
+                }
+        }
+        envp[k] = NULL;
+
+        int err = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        int out = open(d->out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        cr_assert(err >= 0 && out >= 0 && in >= 0);
+        int slot;
+        for (slot = 0; slot < MAX_SPAWNED && spawned[slot] > 0; slot++)
+                ;
+        cr_assert(slot < MAX_SPAWNED, "too many processes in one test");
+        pid_t parent = getpid();
+        fflush(NULL);
+        pid_t pid = fork();
+        cr_assert(pid >= 0, "fork: %s", strerror(errno));
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(127);
+                for (size_t i = 0; i < n_extra; i++)
+                        if (self_tmpl[i]) {
+                                const char *at = strstr(self_tmpl[i], "@SELF@");
+                                snprintf(self_buf[i], self_size[i], "%.*s%d%s", (int)(at - self_tmpl[i]),
+                                         self_tmpl[i], (int)getpid(), at + 6);
+                        }
+                /* Out of the way first, then into place (dup2 clears
+                 * FD_CLOEXEC on the copy). */
+                int tmp[8];
+                for (size_t i = 0; i < n_fds; i++) {
+                        tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 64);
+                        if (tmp[i] < 0)
+                                _exit(126);
+                }
+                dup2(in, 0);
+                dup2(out, 1);
+                dup2(err, 2);
+                for (size_t i = 0; i < n_fds; i++)
+                        if (dup2(tmp[i], 3 + (int)i) < 0)
+                                _exit(126);
+                sigset_t all;
+                sigemptyset(&all);
+                sigprocmask(SIG_SETMASK, &all, NULL);
+                for (int s = 1; s < NSIG; s++)
+                        signal(s, SIG_DFL);
+                execve(argv[0], argv, envp);
+                dprintf(2, "test-systemd: exec %s: %s\n", argv[0], strerror(errno));
+                _exit(127);
+        }
+        close(err);
+        close(out);
+        close(in);
+        for (size_t i = 0; i < n_extra; i++)
+                free(self_buf[i]);
+        free(envp);
+        spawned[slot] = pid;
+        d->pid = pid;
+        d->reaped = false;
+        d->status = -1;
+}
+
+/* The daemon with -c d->conf_path. */
+static void spawn_daemon(Daemon *d, const char *const extra_env[], const int *fds, size_t n_fds) {
+        char *argv[] = {(char *)harness_daemon_path(), (char *)"-c", d->conf_path, NULL};
+        spawn(d, argv, extra_env, fds, n_fds);
+}
+
+static const char *socket_activate_path(void) {
+        static const char *const candidates[] = {"/usr/bin/systemd-socket-activate",
+                                                 "/bin/systemd-socket-activate",
+                                                 "/usr/local/bin/systemd-socket-activate", NULL};
+        for (int i = 0; candidates[i]; i++)
+                if (access(candidates[i], X_OK) == 0)
+                        return candidates[i];
+        return NULL;
+}
+
+/* systemd-socket-activate passes only what -E names: add the sanitizer
+ * settings so a sanitizer build behaves the same under it. */
+static size_t add_passthrough_env(char **argv, size_t argc) {
+        static const char *const names[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
+        for (int i = 0; names[i]; i++)
+                if (getenv(names[i])) {
+                        argv[argc++] = (char *)"-E";
+                        argv[argc++] = (char *)names[i];
+                }
+        return argc;
+}
+
+/* Runs `systemd-socket-activate [pre_args...] -- DAEMON -c CONF` in d. The
+ * activator execs the daemon in its own process at the first connection,
+ * so d->pid becomes the daemon's PID. */
+static void spawn_activated(Daemon *d, const char *const pre_args[]) {
+        const char *sa = socket_activate_path();
+        if (!sa)
+                cr_skip_test("systemd-socket-activate is not installed");
+        char *argv[40];
+        size_t argc = 0;
+        argv[argc++] = (char *)sa;
+        for (size_t i = 0; pre_args[i]; i++) {
+                cr_assert(argc < 28);
+                argv[argc++] = (char *)pre_args[i];
+        }
+        argc = add_passthrough_env(argv, argc);
+        argv[argc++] = (char *)"--";
+        argv[argc++] = (char *)harness_daemon_path();
+        argv[argc++] = (char *)"-c";
+        argv[argc++] = d->conf_path;
+        argv[argc] = NULL;
+        spawn(d, argv, NULL, NULL, 0);
+}
+
+static uint16_t other_free_port(uint16_t not_this) {
+        for (;;) {
+                uint16_t p = harness_free_port();
+                if (p != not_this)
+                        return p;
+        }
+}
+
+/* A TCP socket listening on 127.0.0.1:port (port 0: any), CLOEXEC. */
+static int tcp_listener(uint16_t port) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert(fd >= 0);
+        struct sockaddr_in a = {
+                .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0, "bind 127.0.0.1:%u: %s", port,
+                  strerror(errno));
+        cr_assert(listen(fd, 16) == 0);
+        return fd;
+}
+
+/* A TCP socket bound to 127.0.0.1:port but not listening: connections to
+ * it are refused, and nobody else can bind the port meanwhile. -1 when the
+ * port is taken. */
+static int reserve_port(uint16_t port) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert(fd >= 0);
+        struct sockaddr_in a = {
+                .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static void notify_reset(void);
+
+/* Waits ≤ 5 s for a log line with needle (the process has bound its
+ * address). Returns false when it exited with status 1 and "in use" in its
+ * log instead: another test took the port meanwhile, and the caller may
+ * retry on another one. Fails the test otherwise. */
+static bool wait_bound(Daemon *d, const char *needle) {
+        int64_t deadline = harness_now_ms() + 5000;
+        for (;;) {
+                if (daemon_log_contains(d, needle, 0))
+                        return true;
+                if (!daemon_running(d)) {
+                        if (d->status == 1 && daemon_log_contains(d, "in use", 0))
+                                return false;
+                        char *log = daemon_log_text(d);
+                        cr_assert_fail("exited with status %d before \"%s\"; log:\n%s", d->status, needle,
+                                       log);
+                }
+                if (harness_now_ms() >= deadline) {
+                        char *log = daemon_log_text(d);
+                        cr_assert_fail("no \"%s\" within 5 s; log:\n%s", needle, log);
+                }
+                harness_sleep_ms(10);
+        }
+}
+
+/* Forgets a failed attempt: its log and its notifications. */
+static void attempt_reset(Daemon *d, int attempt) {
+        cr_assert(attempt < 4, "no free port after %d attempts", attempt + 1);
+        harness_sleep_ms(50); /* its last datagrams reach the collector */
+        cr_assert(truncate(d->log_path, 0) == 0);
+        notify_reset();
+}
+
+/* Writes conf_text (with @PORT@ = d->port, its first 'listen' address) and
+ * starts the daemon with env until it listens there. */
+static void start_daemon(Daemon *d, const char *conf_text, const char *const env[]) {
+        for (int attempt = 0;; attempt++) {
+                daemon_write_conf(d, conf_text);
+                spawn_daemon(d, env, NULL, 0);
+                char needle[64];
+                snprintf(needle, sizeof needle, "listening on 127.0.0.1:%u", d->port);
+                if (wait_bound(d, needle))
+                        return;
+                attempt_reset(d, attempt);
+                d->port = harness_free_port();
+        }
+}
+
+/* Runs systemd-socket-activate -l 127.0.0.1:PORT [-l unix_path] (with
+ * --datagram: UDP) [-E notify_env] for the daemon with a config whose
+ * 'listen' is 127.0.0.1:d->port (reserved: *reserved is the socket that
+ * holds it) plus extra_conf; waits until the activator listens; returns
+ * PORT. */
+static uint16_t start_activated(Daemon *d, bool datagram, const char *unix_path, const char *notify_env,
+                                const char *extra_conf, int *reserved) {
+        *reserved = -1;
+        for (int attempt = 0;; attempt++) {
+                while ((*reserved = reserve_port(d->port)) < 0)
+                        d->port = harness_free_port();
+                char *conf;
+                cr_assert(asprintf(&conf, "listen = [\"127.0.0.1:@PORT@\"%s];\nlog_level = \"info\";\n",
+                                   extra_conf ? extra_conf : "") > 0);
+                daemon_write_conf(d, conf);
+                free(conf);
+                uint16_t port = other_free_port(d->port);
+                char listen_arg[64];
+                snprintf(listen_arg, sizeof listen_arg, "127.0.0.1:%u", port);
+                const char *args[12];
+                size_t n = 0;
+                if (datagram)
+                        args[n++] = "--datagram";
+                args[n++] = "-l";
+                args[n++] = listen_arg;
+                if (unix_path) {
+                        args[n++] = "-l";
+                        args[n++] = unix_path;
+                }
+                if (notify_env) {
+                        args[n++] = "-E";
+                        args[n++] = notify_env;
+                }
+                args[n] = NULL;
+                spawn_activated(d, args);
+                /* systemd-socket-activate says "Listening on ADDRESS as FD." */
+                char needle[96];
+                snprintf(needle, sizeof needle, "Listening on %s as 3", listen_arg);
+                if (wait_bound(d, needle)) {
+                        if (unix_path) {
+                                const char *as4[] = {"Listening on ", unix_path, " as 4", NULL};
+                                cr_assert(daemon_log_line_has(d, as4, 5000),
+                                          "the activator does not listen on %s", unix_path);
+                        }
+                        return port;
+                }
+                close(*reserved);
+                attempt_reset(d, attempt);
+        }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The notify socket and its collector thread                                */
+
+#define NOTIFY_MAX 4096
+#define NOTIFY_TEXT 512
+
+typedef struct NotifyMsg {
+        int64_t t_ms; /* harness_now_ms() at reception */
+        char text[NOTIFY_TEXT];
+} NotifyMsg;
+
+static struct {
+        int fd;
+        bool running;
+        volatile bool stop;
+        pthread_t thread;
+        pthread_mutex_t lock;
+        NotifyMsg *msgs;
+        size_t n;
+        size_t lost; /* past NOTIFY_MAX: drained but not kept */
+        char path[108];
+        char env[128]; /* "NOTIFY_SOCKET=path" */
+} nt = {.fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void *notify_collect(void *arg) {
+        (void)arg;
+        char buf[NOTIFY_TEXT];
+        while (!nt.stop) {
+                struct pollfd pfd = {.fd = nt.fd, .events = POLLIN};
+                if (poll(&pfd, 1, 50) <= 0)
+                        continue;
+                ssize_t n = recv(nt.fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+                if (n < 0)
+                        continue;
+                buf[n] = '\0';
+                pthread_mutex_lock(&nt.lock);
+                if (nt.n < NOTIFY_MAX) {
+                        nt.msgs[nt.n].t_ms = harness_now_ms();
+                        memcpy(nt.msgs[nt.n].text, buf, (size_t)n + 1);
+                        nt.n++;
+                } else {
+                        nt.lost++;
+                }
+                pthread_mutex_unlock(&nt.lock);
+        }
+        return NULL;
+}
+
+/* Binds d->dir/notify and starts draining it; returns "NOTIFY_SOCKET=...". */
+static const char *notify_open(Daemon *d) {
+        cr_assert(!nt.running, "one notify socket per test");
+        nt.msgs = calloc(NOTIFY_MAX, sizeof *nt.msgs);
+        cr_assert(nt.msgs);
+        nt.n = nt.lost = 0;
+        snprintf(nt.path, sizeof nt.path, "%s/notify", d->dir);
+        snprintf(nt.env, sizeof nt.env, "NOTIFY_SOCKET=%s", nt.path);
+        nt.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert(nt.fd >= 0);
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        cr_assert(strlen(nt.path) < sizeof a.sun_path);
+        strcpy(a.sun_path, nt.path);
+        cr_assert(bind(nt.fd, (struct sockaddr *)&a, sizeof a) == 0, "bind %s: %s", nt.path,
+                  strerror(errno));
+        nt.stop = false;
+        cr_assert(pthread_create(&nt.thread, NULL, notify_collect, NULL) == 0);
+        nt.running = true;
+        return nt.env;
+}
+
+static void notify_reset(void) {
+        pthread_mutex_lock(&nt.lock);
+        nt.n = nt.lost = 0;
+        pthread_mutex_unlock(&nt.lock);
+}
+
+static void notify_close(void) {
+        if (nt.running) {
+                nt.stop = true;
+                pthread_join(nt.thread, NULL);
+                nt.running = false;
+        }
+        if (nt.fd >= 0)
+                close(nt.fd);
+        nt.fd = -1;
+        free(nt.msgs);
+        nt.msgs = NULL;
+        nt.n = 0;
+}
+
+/* True when one line of text starts with prefix. */
+static bool has_line(const char *text, const char *prefix) {
+        size_t pl = strlen(prefix);
+        for (const char *p = text; p && *p;) {
+                if (strncmp(p, prefix, pl) == 0)
+                        return true;
+                p = strchr(p, '\n');
+                if (p)
+                        p++;
+        }
+        return false;
+}
+
+/* The value of the line "NAME=..." of text (up to the LF) in buf, or false. */
+static bool line_value(const char *text, const char *name_eq, char *buf, size_t size) {
+        size_t nl = strlen(name_eq);
+        for (const char *p = text; p && *p;) {
+                if (strncmp(p, name_eq, nl) == 0) {
+                        size_t l = strcspn(p + nl, "\n");
+                        snprintf(buf, size, "%.*s", (int)l, p + nl);
+                        return true;
+                }
+                p = strchr(p, '\n');
+                if (p)
+                        p++;
+        }
+        return false;
+}
+
+static size_t notify_count(void) {
+        pthread_mutex_lock(&nt.lock);
+        size_t n = nt.n;
+        pthread_mutex_unlock(&nt.lock);
+        return n;
+}
+
+/* Copy of message i (i < notify_count()). */
+static NotifyMsg notify_get(size_t i) {
+        pthread_mutex_lock(&nt.lock);
+        NotifyMsg m = nt.msgs[i];
+        pthread_mutex_unlock(&nt.lock);
+        return m;
+}
+
+/* Every message so far, for failure reports (free() it). */
+static char *notify_dump(void) {
+        size_t n = notify_count(), cap = n * 80 + 64, len = 0;
+        char *s = malloc(cap);
+        cr_assert(s);
+        s[0] = '\0';
+        for (size_t i = 0; i < n; i++) {
+                NotifyMsg m = notify_get(i);
+                char one[160];
+                int l = snprintf(one, sizeof one, "  [%zu] %.120s\n", i, m.text);
+                for (char *p = one + 6; *p && p < one + l - 1; p++)
+                        if (*p == '\n')
+                                *p = '|';
+                if (len + (size_t)l + 1 > cap)
+                        break;
+                memcpy(s + len, one, (size_t)l + 1);
+                len += (size_t)l;
+        }
+        return s;
+}
+
+/* Waits ≤ timeout_ms for a message at index ≥ *cursor with a line starting
+ * with prefix; on success copies it to *out (if not NULL), moves *cursor
+ * past it and returns true. */
+static bool notify_wait(size_t *cursor, const char *prefix, int timeout_ms, NotifyMsg *out) {
+        int64_t deadline = harness_now_ms() + timeout_ms;
+        for (;;) {
+                size_t n = notify_count();
+                for (size_t i = *cursor; i < n; i++) {
+                        NotifyMsg m = notify_get(i);
+                        if (has_line(m.text, prefix)) {
+                                if (out)
+                                        *out = m;
+                                *cursor = i + 1;
+                                return true;
+                        }
+                }
+                if (harness_now_ms() >= deadline)
+                        return false;
+                harness_sleep_ms(5);
+        }
+}
+
+/* Messages in [from, notify_count()) with a line starting with prefix. */
+static size_t notify_count_lines(size_t from, const char *prefix) {
+        size_t n = notify_count(), c = 0;
+        for (size_t i = from; i < n; i++) {
+                NotifyMsg m = notify_get(i);
+                if (has_line(m.text, prefix))
+                        c++;
+        }
+        return c;
+}
+
+#define assert_notify(cursor, prefix, timeout_ms, out)                                                      \
+        do {                                                                                                \
+                if (!notify_wait((cursor), (prefix), (timeout_ms), (out))) {                                \
+                        char *dump_ = notify_dump();                                                        \
+                        cr_assert_fail("no \"%s\" notification within %d ms (from #%zu); "                  \
+                                       "received:\n%s",                                                     \
+                                       (prefix), (timeout_ms), *(cursor), dump_);                           \
+                }                                                                                           \
+        } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* Small assertions                                                          */
+
+static void expect_line(int fd, const char *want) {
+        char buf[512];
+        size_t n = client_recv_line(fd, buf, sizeof buf, 5000);
+        cr_assert(n == strlen(want) && memcmp(buf, want, n) == 0, "fd %d: expected \"%s\", got \"%.*s\"", fd,
+                  want, (int)n, buf);
+}
+
+static void expect_exit(Daemon *d, int want, int timeout_ms) {
+        int st = daemon_wait(d, timeout_ms);
+        if (st != want) {
+                char *log = daemon_log_text(d);
+                cr_assert_fail("expected exit status %d within %d ms, got %d (-1: still running); "
+                               "log:\n%s",
+                               want, timeout_ms, st, log);
+        }
+}
+
+static void expect_refused(uint16_t port) {
+        int fd = client_try_connect(port);
+        int e = errno;
+        if (fd >= 0)
+                close(fd);
+        cr_assert(fd < 0 && e == ECONNREFUSED,
+                  "127.0.0.1:%u (the 'listen' of the config) accepted a connection or gave "
+                  "an unexpected error (%s): nothing should be bound there",
+                  port, fd >= 0 ? "connected" : strerror(e));
+}
+
+/* True when the log has a line containing needle and the decimal number n
+ * as a whole word. */
+static bool log_line_has_number(Daemon *d, const char *needle, long n) {
+        char *t = daemon_log_text(d);
+        bool found = false;
+        char num[24];
+        snprintf(num, sizeof num, "%ld", n);
+        size_t nl = strlen(num);
+        for (char *line = strtok(t, "\n"); line && !found; line = strtok(NULL, "\n")) {
+                if (!strstr(line, needle))
+                        continue;
+                for (char *p = strstr(line, num); p && !found; p = strstr(p + 1, num)) {
+                        bool left = p == line || !(p[-1] >= '0' && p[-1] <= '9');
+                        bool right = !(p[nl] >= '0' && p[nl] <= '9');
+                        found = left && right;
+                }
+        }
+        free(t);
+        return found;
+}
+
+static void assert_log(Daemon *d, const char *const needles[], int timeout_ms) {
+        if (!daemon_log_line_has(d, needles, timeout_ms)) {
+                char *log = daemon_log_text(d);
+                cr_assert_fail("no log line with \"%s\"%s%s%s; log:\n%s", needles[0],
+                               needles[1] ? " and \"" : "", needles[1] ? needles[1] : "",
+                               needles[1] ? "\"" : "", log);
+        }
+}
+
+/* ------------------------------------------------------------------------ */
+/* 1. Socket activation                                                      */
+
+/* One TCP socket from systemd-socket-activate: the connection that made it
+ * exec the daemon is a client like any other; 'listen' of the config is
+ * not bound; readiness and stop work the same. */
+Test(systemd, activation_serves_the_triggering_connection) {
+        Daemon d;
+        daemon_init(&d);
+        const char *notify_env = notify_open(&d);
+        int reserved;
+        uint16_t port = start_activated(&d, false, NULL, notify_env, NULL, &reserved);
+
+        /* Nothing has run the daemon yet: no READY=1 before the first
+         * connection (checks the set-up: the next connection is the
+         * trigger). */
+        size_t cur = 0;
+        cr_assert(!notify_wait(&cur, "READY=1", 200, NULL),
+                  "READY=1 before any connection: the daemon was not started on demand");
+
+        int trigger = client_connect(port);
+        assert_notify(&cur, "READY=1", 5000, NULL);
+        /* The trigger is accepted without any other connection arriving. */
+        assert_notify(&cur, "STATUS=Relaying: 1 clients", 3000, NULL);
+        char port_str[16];
+        snprintf(port_str, sizeof port_str, ":%u", client_local_port(trigger));
+        const char *connected[] = {"connected from", port_str, NULL};
+        assert_log(&d, connected, 2000);
+
+        int second = client_connect(port);
+        assert_notify(&cur, "STATUS=Relaying: 2 clients", 3000, NULL);
+        client_send_str(second, "from the second client\n");
+        expect_line(trigger, "from the second client\n");
+        client_send_str(trigger, "from the trigger\n");
+        expect_line(second, "from the trigger\n");
+
+        /* 'listen' of the config is ignored, with a notice that says so. */
+        expect_refused(d.port);
+        const char *notice[] = {"using 1 socket passed by systemd", "is ignored", d.conf_path, NULL};
+        assert_log(&d, notice, 0);
+        cr_assert(!daemon_log_contains(&d, "listening on", 0),
+                  "the daemon bound an address of its own besides the passed socket");
+
+        size_t before_stop = cur;
+        daemon_signal(&d, SIGTERM);
+        assert_notify(&cur, "STOPPING=1", 3000, NULL);
+        cr_assert(cur > before_stop);
+        cr_assert(client_wait_closed(trigger, 5000));
+        cr_assert(client_wait_closed(second, 5000));
+        expect_exit(&d, 0, 5000);
+        close(trigger);
+        close(second);
+        close(reserved);
+        daemon_stop(&d);
+}
+
+/* A TCP and a Unix socket passed at once: both served, relaying across;
+ * the Unix socket file belongs to the activator and stays at exit. */
+Test(systemd, activation_tcp_and_unix_relay_to_each_other) {
+        Daemon d;
+        daemon_init(&d);
+        char sock[128], conf_sock[128];
+        snprintf(sock, sizeof sock, "%s/passed.sock", d.dir);
+        snprintf(conf_sock, sizeof conf_sock, "%s/conf.sock", d.dir);
+        int reserved;
+        uint16_t port = start_activated(&d, false, sock, NULL, ", \"@DIR@/conf.sock\"", &reserved);
+        cr_assert(harness_unix_listening(sock));
+
+        int tcp = client_connect(port); /* the trigger */
+        int unx = client_connect_unix(sock);
+        int fds[] = {tcp, unx};
+        clients_sync(fds, 2, false);
+        client_send_str(tcp, "tcp to unix\n");
+        expect_line(unx, "tcp to unix\n");
+        client_send_str(unx, "unix to tcp\n");
+        expect_line(tcp, "unix to tcp\n");
+
+        const char *notice[] = {"using 2 sockets passed by systemd", NULL};
+        assert_log(&d, notice, 0);
+        cr_assert_eq(daemon_log_count(&d, "(passed by systemd)"), 2,
+                     "expected one \"serving ... (passed by systemd)\" line per socket");
+        expect_refused(d.port);
+        cr_assert(access(conf_sock, F_OK) < 0 && errno == ENOENT,
+                  "%s (from 'listen') was created although sockets were passed", conf_sock);
+
+        daemon_signal(&d, SIGTERM);
+        expect_exit(&d, 0, 5000);
+        struct stat st;
+        cr_assert(stat(sock, &st) == 0 && S_ISSOCK(st.st_mode),
+                  "the daemon removed %s, a socket file it did not create (systemd owns it)", sock);
+        close(tcp);
+        close(unx);
+        close(reserved);
+        daemon_stop(&d);
+}
+
+/* systemd-socket-activate --datagram passes a UDP socket: fatal (exit 1),
+ * a clear error, no READY=1, and STATUS= + ERRNO= for the manager. */
+Test(systemd, activation_with_a_datagram_socket_fails) {
+        Daemon d;
+        daemon_init(&d);
+        const char *notify_env = notify_open(&d);
+        int reserved;
+        uint16_t port = start_activated(&d, true, NULL, notify_env, NULL, &reserved);
+
+        /* Knock until the activator execs the daemon (and it exits). */
+        int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert(u >= 0);
+        struct sockaddr_in a = {
+                .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int st = -1;
+        for (int64_t end = harness_now_ms() + 5000; st < 0 && harness_now_ms() < end;) {
+                sendto(u, "knock\n", 6, MSG_NOSIGNAL, (struct sockaddr *)&a, sizeof a);
+                st = daemon_wait(&d, 50);
+        }
+        close(u);
+        char *log = daemon_log_text(&d);
+        cr_assert_eq(st, 1,
+                     "a datagram socket passed by systemd: expected exit 1, got %d "
+                     "(-1: still running); log:\n%s",
+                     st, log);
+        free(log);
+        const char *err[] = {"error: ", "not a listening stream socket", NULL};
+        assert_log(&d, err, 0);
+        cr_assert(log_line_has_number(&d, "not a listening stream socket", 3),
+                  "the error line does not name file descriptor 3");
+
+        size_t cur = 0;
+        NotifyMsg m;
+        assert_notify(&cur, "ERRNO=", 2000, &m);
+        char v[64];
+        cr_assert(line_value(m.text, "ERRNO=", v, sizeof v) && atoi(v) > 0,
+                  "ERRNO= is not a positive errno: \"%s\"", m.text);
+        cr_assert(has_line(m.text, "STATUS="), "no STATUS= with ERRNO=: \"%s\"", m.text);
+        cr_assert_eq(notify_count_lines(0, "READY=1"), 0, "READY=1 sent by a daemon that failed");
+        close(reserved);
+        daemon_stop(&d);
+}
+
+/* Hand-made LISTEN_FDS: a regular file at fd 3; then a good listening
+ * socket at fd 3 and a bound but not listening stream socket at fd 4. */
+Test(systemd, passed_fds_that_are_not_listening_stream_sockets_are_fatal) {
+        Daemon d;
+        daemon_init(&d);
+        daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n");
+
+        char file[128];
+        snprintf(file, sizeof file, "%s/regular-file", d.dir);
+        int f = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        cr_assert(f >= 0);
+        const char *env1[] = {"LISTEN_FDS=1", "LISTEN_PID=@SELF@", NULL};
+        spawn_daemon(&d, env1, &f, 1);
+        expect_exit(&d, 1, 5000);
+        close(f);
+        const char *err[] = {"error: ", "not a listening stream socket", NULL};
+        assert_log(&d, err, 0);
+        cr_assert(log_line_has_number(&d, "not a listening stream socket", 3),
+                  "the error line does not name file descriptor 3");
+        cr_assert(!daemon_log_contains(&d, "listening on", 0),
+                  "the daemon bound 'listen' although sockets were passed");
+        daemon_stop(&d);
+
+        daemon_init(&d);
+        daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n");
+        int good = tcp_listener(0);
+        int bad = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert(bad >= 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        cr_assert(bind(bad, (struct sockaddr *)&a, sizeof a) == 0);
+        int fds[] = {good, bad};
+        const char *env2[] = {"LISTEN_FDS=2", "LISTEN_PID=@SELF@", NULL};
+        spawn_daemon(&d, env2, fds, 2);
+        expect_exit(&d, 1, 5000);
+        close(good);
+        close(bad);
+        assert_log(&d, err, 0);
+        cr_assert(log_line_has_number(&d, "not a listening stream socket", 4),
+                  "the error line does not name file descriptor 4");
+        daemon_stop(&d);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 2. sd_notify                                                              */
+
+/* READY=1 once every listener (TCP and Unix) accepts, exactly once, with
+ * STATUS=; the first figures follow. No WATCHDOG=1 without WATCHDOG_USEC. */
+Test(systemd, ready_once_every_listener_accepts) {
+        Daemon d;
+        daemon_init(&d);
+        const char *notify_env = notify_open(&d);
+        char sock[128];
+        snprintf(sock, sizeof sock, "%s/eb.sock", d.dir);
+        const char *env[] = {notify_env, NULL};
+        size_t cur = 0;
+        NotifyMsg ready;
+        for (int attempt = 0;; attempt++) {
+                daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\", \"@DIR@/eb.sock\"];\n"
+                                      "log_level = \"info\";\n");
+                spawn_daemon(&d, env, NULL, 0);
+                int64_t deadline = harness_now_ms() + 5000;
+                while (!notify_wait(&cur, "READY=1", 0, &ready) && daemon_running(&d) &&
+                       harness_now_ms() < deadline)
+                        harness_sleep_ms(1);
+                if (cur > 0 || daemon_running(&d))
+                        break;
+                /* Another test took the port between its choice and the bind. */
+                cr_assert(d.status == 1 && daemon_log_contains(&d, "in use", 0),
+                          "the daemon exited with status %d", d.status);
+                attempt_reset(&d, attempt);
+                d.port = harness_free_port();
+        }
+        if (cur == 0) {
+                char *dump = notify_dump();
+                cr_assert_fail("no READY=1 within 5 s; received:\n%s", dump);
+        }
+        /* Right now, before anything else: both listen and accept. */
+        bool unix_ok = harness_unix_listening(sock);
+        int tcp = client_try_connect(d.port);
+        int e = errno;
+        cr_assert(tcp >= 0, "READY=1 received but 127.0.0.1:%u refuses connections (%s)", d.port,
+                  strerror(e));
+        cr_assert(unix_ok, "READY=1 received but %s is not listening", sock);
+        int unx = client_connect_unix(sock);
+        int fds[] = {tcp, unx};
+        clients_sync(fds, 2, false);
+
+        cr_assert(has_line(ready.text, "STATUS="), "READY=1 without STATUS=: \"%s\"", ready.text);
+        assert_notify(&cur, "STATUS=Relaying: ", 3000, NULL);
+        cr_assert_eq(notify_count_lines(0, "READY=1"), 1, "READY=1 sent more than once");
+        cr_assert_eq(notify_count_lines(0, "WATCHDOG=1"), 0,
+                     "WATCHDOG=1 sent although WATCHDOG_USEC is not set");
+        close(tcp);
+        close(unx);
+        daemon_stop(&d);
+}
+
+/* A second listen address that is in use: exit 1, no READY=1 ever, and
+ * STATUS= with ERRNO=EADDRINUSE. */
+Test(systemd, no_ready_when_a_listener_fails) {
+        Daemon d;
+        daemon_init(&d);
+        const char *notify_env = notify_open(&d);
+        uint16_t busy = other_free_port(d.port);
+        int occupier = tcp_listener(busy);
+        char conf[256];
+        snprintf(conf, sizeof conf,
+                 "listen = [\"127.0.0.1:@PORT@\", \"127.0.0.1:%u\"];\nlog_level = \"info\";\n", busy);
+        daemon_write_conf(&d, conf);
+        const char *env[] = {notify_env, NULL};
+        spawn_daemon(&d, env, NULL, 0);
+        expect_exit(&d, 1, 5000);
+        close(occupier);
+
+        size_t cur = 0;
+        NotifyMsg m;
+        assert_notify(&cur, "ERRNO=", 2000, &m);
+        char v[64];
+        cr_assert(line_value(m.text, "ERRNO=", v, sizeof v) && atoi(v) == EADDRINUSE,
+                  "expected ERRNO=%d (EADDRINUSE): \"%s\"", EADDRINUSE, m.text);
+        cr_assert(line_value(m.text, "STATUS=", v, sizeof v) && v[0], "no STATUS= with ERRNO=: \"%s\"",
+                  m.text);
+        cr_assert(log_line_has_number(&d, "in use", busy),
+                  "no error line naming the address in use (port %u)", busy);
+        harness_sleep_ms(100);
+        char *dump = notify_dump();
+        cr_assert_eq(notify_count_lines(0, "READY=1"), 0,
+                     "READY=1 although a listener could not be bound:\n%s", dump);
+        free(dump);
+        daemon_stop(&d);
+}
+
+/* A configuration error: exit 78 with STATUS= naming the problem and
+ * ERRNO=, no READY=1. */
+Test(systemd, config_error_sends_status_and_errno) {
+        Daemon d;
+        daemon_init(&d);
+        const char *notify_env = notify_open(&d);
+        daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\"];\nno_such_setting = 1;\n");
+        const char *env[] = {notify_env, NULL};
+        spawn_daemon(&d, env, NULL, 0);
+        expect_exit(&d, 78, 5000);
+
+        size_t cur = 0;
+        NotifyMsg m;
+        assert_notify(&cur, "ERRNO=", 2000, &m);
+        char v[NOTIFY_TEXT];
+        cr_assert(line_value(m.text, "ERRNO=", v, sizeof v) && atoi(v) > 0,
+                  "ERRNO= is not a positive errno: \"%s\"", m.text);
+        cr_assert(line_value(m.text, "STATUS=", v, sizeof v) && strstr(v, "no_such_setting"),
+                  "STATUS= does not name the bad setting: \"%s\"", m.text);
+        cr_assert_eq(notify_count_lines(0, "READY=1"), 0, "READY=1 with a bad configuration");
+        daemon_stop(&d);
+}
+
+/* STATUS= follows the clients and the message count within the 1 s
+ * refresh. */
+Test(systemd, status_follows_clients_and_messages) {
+        Daemon d;
+        daemon_init(&d);
+        const char *notify_env = notify_open(&d);
+        const char *env[] = {notify_env, NULL};
+        start_daemon(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n", env);
+        size_t cur = 0;
+        assert_notify(&cur, "READY=1", 5000, NULL);
+        assert_notify(&cur,
+                      "STATUS=Relaying: 0 clients, 0 messages relayed, 0 dropped, "
+                      "0 slow-client disconnects",
+                      3000, NULL);
+
+        int a = client_connect(d.port);
+        int b = client_connect(d.port);
+        assert_notify(&cur, "STATUS=Relaying: 2 clients, 0 messages relayed", 3000, NULL);
+        client_send_str(a, "one\n");
+        expect_line(b, "one\n");
+        assert_notify(&cur, "STATUS=Relaying: 2 clients, 1 messages relayed", 3000, NULL);
+        close(a);
+        close(b);
+        assert_notify(&cur, "STATUS=Relaying: 0 clients, 1 messages relayed", 3000, NULL);
+        /* Sent only when changed: nothing new over a quiet second and a half. */
+        size_t n = notify_count();
+        harness_sleep_ms(1500);
+        char *dump = notify_dump();
+        cr_assert_eq(notify_count_lines(n, "STATUS="), 0, "STATUS= repeated although nothing changed:\n%s",
+                     dump);
+        free(dump);
+        daemon_stop(&d);
+}
+
+/* SIGTERM: STOPPING=1, then exit 0. */
+Test(systemd, sigterm_sends_stopping) {
+        Daemon d;
+        daemon_init(&d);
+        const char *notify_env = notify_open(&d);
+        const char *env[] = {notify_env, NULL};
+        start_daemon(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n", env);
+        size_t cur = 0;
+        assert_notify(&cur, "READY=1", 5000, NULL);
+        cr_assert_eq(notify_count_lines(0, "STOPPING=1"), 0, "STOPPING=1 before any signal");
+        daemon_signal(&d, SIGTERM);
+        assert_notify(&cur, "STOPPING=1", 3000, NULL);
+        expect_exit(&d, 0, 5000);
+        daemon_stop(&d);
+}
+
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* SIGHUP: RELOADING=1 with MONOTONIC_USEC= (CLOCK_MONOTONIC, taken at the
+ * reload), then READY=1; also when the new file is invalid. */
+Test(systemd, sighup_sends_reloading_then_ready) {
+        Daemon d;
+        daemon_init(&d);
+        const char *notify_env = notify_open(&d);
+        const char *env[] = {notify_env, NULL};
+        start_daemon(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n", env);
+        size_t cur = 0;
+        assert_notify(&cur, "READY=1", 5000, NULL);
+
+        uint64_t t0 = mono_usec();
+        daemon_signal(&d, SIGHUP);
+        NotifyMsg m;
+        assert_notify(&cur, "RELOADING=1", 3000, &m);
+        uint64_t t1 = mono_usec();
+        char v[64];
+        cr_assert(line_value(m.text, "MONOTONIC_USEC=", v, sizeof v),
+                  "RELOADING=1 without MONOTONIC_USEC=: \"%s\"", m.text);
+        char *end;
+        unsigned long long usec = strtoull(v, &end, 10);
+        cr_assert(*end == '\0' && v[0], "MONOTONIC_USEC= is not a number: \"%s\"", v);
+        cr_assert(usec >= t0 && usec <= t1,
+                  "MONOTONIC_USEC=%llu is not CLOCK_MONOTONIC at the reload (between %llu and %llu)", usec,
+                  (unsigned long long)t0, (unsigned long long)t1);
+        assert_notify(&cur, "READY=1", 3000, NULL);
+        const char *reloaded[] = {"reloaded configuration", NULL};
+        assert_log(&d, reloaded, 2000);
+
+        /* An invalid file: still RELOADING=1 then READY=1 (else systemd
+         * would wait for the end of the reload), and the daemon serves. */
+        daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\"];\nmax_clients = \"many\";\n");
+        daemon_signal(&d, SIGHUP);
+        assert_notify(&cur, "RELOADING=1", 3000, NULL);
+        assert_notify(&cur, "READY=1", 3000, NULL);
+        int a = client_connect(d.port);
+        int b = client_connect(d.port);
+        int fds[] = {a, b};
+        clients_sync(fds, 2, false);
+        cr_assert(daemon_running(&d));
+        close(a);
+        close(b);
+        daemon_stop(&d);
+}
+
+/* WATCHDOG_USEC=200000 (WATCHDOG_PID = the daemon): WATCHDOG=1 keeps
+ * coming, never 200 ms apart, while a publisher pumps messages to two
+ * readers. */
+Test(systemd, watchdog_pings_in_time_under_load) {
+        Daemon d;
+        daemon_init(&d);
+        const char *notify_env = notify_open(&d);
+        const char *env[] = {notify_env, "WATCHDOG_USEC=200000", "WATCHDOG_PID=@SELF@", NULL};
+        start_daemon(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"notice\";\n", env);
+        size_t cur = 0;
+        assert_notify(&cur, "READY=1", 5000, NULL);
+
+        int r1 = client_connect(d.port);
+        int r2 = client_connect(d.port);
+        int pub = client_connect(d.port);
+        int fds[] = {r1, r2, pub};
+        clients_sync(fds, 3, false);
+
+        const size_t msg_len = 200;
+        const uint32_t per_round = 20000;
+        int64_t t_start = harness_now_ms();
+        uint64_t rounds = 0;
+        while (harness_now_ms() - t_start < 1200) {
+                SeqReader a, b;
+                seq_reader_init(&a, r1, msg_len, true);
+                seq_reader_init(&b, r2, msg_len, true);
+                SeqReader *rs[] = {&a, &b};
+                pump_seq(pub, rs, 2, per_round, msg_len, NULL, NULL, 10000);
+                cr_assert(!a.error[0] && !b.error[0], "reader: %s%s", a.error, b.error);
+                cr_assert(a.received == per_round && b.received == per_round);
+                seq_reader_free(&a);
+                seq_reader_free(&b);
+                rounds++;
+        }
+        int64_t t_end = harness_now_ms();
+        harness_sleep_ms(250); /* the pings of the window are in */
+
+        /* Gaps between the pings seen in [t_start, t_end], counting from
+         * t_start to the first and from the last to t_end. */
+        size_t n = notify_count(), pings = 0;
+        int64_t prev = t_start, max_gap = 0;
+        for (size_t i = 0; i < n; i++) {
+                NotifyMsg m = notify_get(i);
+                if (!has_line(m.text, "WATCHDOG=1") || m.t_ms < t_start || m.t_ms > t_end)
+                        continue;
+                pings++;
+                if (m.t_ms - prev > max_gap)
+                        max_gap = m.t_ms - prev;
+                prev = m.t_ms;
+        }
+        if (t_end - prev > max_gap)
+                max_gap = t_end - prev;
+        int64_t span = t_end - t_start;
+        char *dump = NULL;
+        cr_log_info("watchdog: %zu pings in %lld ms of load (%llu x %u messages), max gap %lld ms", pings,
+                    (long long)span, (unsigned long long)rounds, per_round, (long long)max_gap);
+        if ((int64_t)pings * 100 < span * 6 / 10 || max_gap >= 200)
+                dump = notify_dump();
+        cr_assert((int64_t)pings * 100 >= span * 6 / 10,
+                  "only %zu WATCHDOG=1 in %lld ms of load (expected about one per 100 ms):\n%s", pings,
+                  (long long)span, dump ? dump : "");
+        cr_assert(max_gap < 200, "%lld ms without WATCHDOG=1 during the load (WATCHDOG_USEC is 200 ms)",
+                  (long long)max_gap);
+        free(dump);
+        cr_assert(daemon_running(&d));
+        close(r1);
+        close(r2);
+        close(pub);
+        daemon_stop(&d);
+}
+
+/* WATCHDOG_PID names another process: the watchdog is not for the daemon. */
+Test(systemd, watchdog_off_when_watchdog_pid_is_another_process) {
+        Daemon d;
+        daemon_init(&d);
+        const char *notify_env = notify_open(&d);
+        const char *env[] = {notify_env, "WATCHDOG_USEC=200000", "WATCHDOG_PID=1", NULL};
+        start_daemon(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n", env);
+        size_t cur = 0;
+        assert_notify(&cur, "READY=1", 5000, NULL);
+        harness_sleep_ms(700);
+        cr_assert_eq(notify_count_lines(0, "WATCHDOG=1"), 0,
+                     "WATCHDOG=1 sent although WATCHDOG_PID is another process");
+        daemon_stop(&d);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 3. Logging to the journal stream                                          */
+
+static void stat_path(const char *path, struct stat *st) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+        cr_assert(fstat(fd, st) == 0);
+        close(fd);
+}
+
+/* Every line of the log, checked: journal (true) means "<N>" first and no
+ * "warning: "/"error: " after it; plain means no "<" first. Returns the
+ * number of lines. */
+static int check_log_format(Daemon *d, bool journal) {
+        char *t = daemon_log_text(d);
+        size_t len = strlen(t);
+        cr_assert(len == 0 || t[len - 1] == '\n', "log does not end with a newline:\n%s", t);
+        int lines = 0;
+        for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
+                lines++;
+                bool prefixed = line[0] == '<' && line[1] >= '0' && line[1] <= '7' && line[2] == '>';
+                if (journal) {
+                        cr_assert(prefixed,
+                                  "stderr is the journal stream, but a line has no <N> "
+                                  "priority: \"%s\"",
+                                  line);
+                        cr_assert(strncmp(line + 3, "warning: ", 9) != 0 &&
+                                          strncmp(line + 3, "error: ", 7) != 0,
+                                  "a journal line repeats its level in words: \"%s\"", line);
+                } else {
+                        cr_assert(line[0] != '<',
+                                  "stderr is not the journal stream, but a line "
+                                  "starts with a priority: \"%s\"",
+                                  line);
+                }
+        }
+        free(t);
+        return lines;
+}
+
+/* Waits until 127.0.0.1:d->port listens, sends an oversize message (the
+ * warning), then stops the daemon with SIGTERM (exit 0). */
+static void run_oversize_and_stop(Daemon *d) {
+        daemon_wait_tcp_listening(d, d->port, 5000);
+        int c = client_connect(d->port);
+        char big[101];
+        memset(big, 'x', sizeof big - 1);
+        big[sizeof big - 1] = '\n';
+        client_try_send(c, big, sizeof big, 2000);
+        cr_assert(client_wait_closed(c, 3000), "an oversize sender was not disconnected");
+        close(c);
+        cr_assert(daemon_log_contains(d, "max_message_bytes", 3000), "no oversize warning");
+        daemon_signal(d, SIGTERM);
+        expect_exit(d, 0, 5000);
+}
+
+#define JOURNAL_CONF "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\nmax_message_bytes = 64;\n"
+
+/* JOURNAL_STREAM = stderr's dev:ino: every line starts with its syslog
+ * priority; notice <5>, info <6>, warning <4>, error <3>. */
+Test(systemd, journal_stream_lines_carry_priorities) {
+        Daemon d;
+        daemon_init(&d);
+        daemon_write_conf(&d, JOURNAL_CONF);
+        struct stat st;
+        stat_path(d.log_path, &st);
+        char js[96];
+        snprintf(js, sizeof js, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        const char *env[] = {js, NULL};
+        start_daemon(&d, JOURNAL_CONF, env);
+        run_oversize_and_stop(&d);
+
+        cr_assert(check_log_format(&d, true) >= 4);
+        const char *notice[] = {"<5>", "listening on", NULL};
+        const char *info[] = {"<6>", "connected from", NULL};
+        const char *warning[] = {"<4>", "max_message_bytes", NULL};
+        assert_log(&d, notice, 0);
+        assert_log(&d, info, 0);
+        assert_log(&d, warning, 0);
+        /* ... and at the start of the line, not just somewhere in it. */
+        char *t = daemon_log_text(&d);
+        bool warn_first = false;
+        for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n"))
+                if (strstr(line, "max_message_bytes") && strncmp(line, "<4>", 3) == 0)
+                        warn_first = true;
+        free(t);
+        cr_assert(warn_first, "the oversize warning does not start with <4>");
+        daemon_stop(&d);
+
+        /* An error: a bad configuration. */
+        daemon_init(&d);
+        daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\"];\nno_such_setting = 1;\n");
+        stat_path(d.log_path, &st);
+        snprintf(js, sizeof js, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        spawn_daemon(&d, env, NULL, 0);
+        expect_exit(&d, 78, 5000);
+        check_log_format(&d, true);
+        const char *error[] = {"<3>", "no_such_setting", NULL};
+        assert_log(&d, error, 0);
+        daemon_stop(&d);
+}
+
+/* JOURNAL_STREAM naming another file (another inode; or the right inode on
+ * another device): plain lines, "warning: " and "error: " in words. */
+Test(systemd, journal_stream_elsewhere_gives_plain_lines) {
+        Daemon d;
+        daemon_init(&d);
+        daemon_write_conf(&d, JOURNAL_CONF);
+        char other[128];
+        snprintf(other, sizeof other, "%s/other-file", d.dir);
+        struct stat st, mine;
+        stat_path(other, &st);
+        stat_path(d.log_path, &mine);
+        cr_assert(st.st_ino != mine.st_ino);
+        char js[96];
+        snprintf(js, sizeof js, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        const char *env[] = {js, NULL};
+        start_daemon(&d, JOURNAL_CONF, env);
+        run_oversize_and_stop(&d);
+        cr_assert(check_log_format(&d, false) >= 4);
+        const char *warning[] = {"warning: ", "max_message_bytes", NULL};
+        assert_log(&d, warning, 0);
+        char *t = daemon_log_text(&d);
+        bool warn_first = false;
+        for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n"))
+                if (strstr(line, "max_message_bytes") && strncmp(line, "warning: ", 9) == 0)
+                        warn_first = true;
+        free(t);
+        cr_assert(warn_first, "the oversize warning does not start with \"warning: \"");
+        daemon_stop(&d);
+
+        /* Right inode, wrong device. */
+        daemon_init(&d);
+        daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\"];\nno_such_setting = 1;\n");
+        stat_path(d.log_path, &mine);
+        snprintf(js, sizeof js, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)mine.st_dev + 1,
+                 (unsigned long long)mine.st_ino);
+        spawn_daemon(&d, env, NULL, 0);
+        expect_exit(&d, 78, 5000);
+        check_log_format(&d, false);
+        char *log = daemon_log_text(&d);
+        cr_assert(strncmp(log, "error: ", 7) == 0 && strstr(log, "no_such_setting"),
+                  "expected a plain \"error: \" line naming the setting, got:\n%s", log);
+        free(log);
+        daemon_stop(&d);
+}
