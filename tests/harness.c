@@ -592,14 +592,15 @@ static void fail_exited(Daemon *d, const char *what) {
         free(log);
 }
 
-void daemon_wait_tcp_listening(Daemon *d, uint16_t port, int timeout_ms) {
+/* Polls listening(port, path) every 10 ms until it is true; fails the test
+ * with the daemon's log if the daemon exits first or timeout_ms passes. */
+static void wait_listening(Daemon *d, bool (*listening)(uint16_t port, const char *path),
+                           uint16_t port, const char *path, const char *what, int timeout_ms) {
         int64_t deadline = harness_now_ms() + timeout_ms;
-        char what[64];
-        snprintf(what, sizeof what, "TCP port %u to listen", port);
         for (;;) {
                 if (!daemon_running(d))
                         fail_exited(d, what);
-                if (tcp_listening(port))
+                if (listening(port, path))
                         return;
                 if (harness_now_ms() >= deadline) {
                         char *log = daemon_log_text(d);
@@ -610,22 +611,26 @@ void daemon_wait_tcp_listening(Daemon *d, uint16_t port, int timeout_ms) {
         }
 }
 
+static bool tcp_port_listening(uint16_t port, const char *path) {
+        (void)path;
+        return tcp_listening(port);
+}
+
+static bool unix_path_listening(uint16_t port, const char *path) {
+        (void)port;
+        return harness_unix_listening(path);
+}
+
+void daemon_wait_tcp_listening(Daemon *d, uint16_t port, int timeout_ms) {
+        char what[64];
+        snprintf(what, sizeof what, "TCP port %u to listen", port);
+        wait_listening(d, tcp_port_listening, port, NULL, what, timeout_ms);
+}
+
 void daemon_wait_unix_listening(Daemon *d, const char *path, int timeout_ms) {
-        int64_t deadline = harness_now_ms() + timeout_ms;
         char what[256];
         snprintf(what, sizeof what, "Unix socket %s to listen", path);
-        for (;;) {
-                if (!daemon_running(d))
-                        fail_exited(d, what);
-                if (harness_unix_listening(path))
-                        return;
-                if (harness_now_ms() >= deadline) {
-                        char *log = daemon_log_text(d);
-                        cr_assert_fail("timeout waiting for %s; daemon log:\n%s", what, log);
-                        free(log);
-                }
-                harness_sleep_ms(10);
-        }
+        wait_listening(d, unix_path_listening, 0, path, what, timeout_ms);
 }
 
 void daemon_start(Daemon *d, const char *extra_settings) {
@@ -692,6 +697,16 @@ int client_connect(uint16_t port) {
         return fd;
 }
 
+void clients_connect(uint16_t port, int *fds, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                fds[i] = client_connect(port);
+}
+
+void clients_close(const int *fds, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+}
+
 int client_connect_rcvbuf(uint16_t port, int rcvbuf) {
         struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -727,14 +742,17 @@ uint16_t client_local_port(int fd) {
         return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-bool client_try_send(int fd, const void *buf, size_t len, int timeout_ms) {
+/* Sends all of buf within timeout_ms, without blocking past it. Returns 0
+ * when all was sent, -1 when the time ran out (*len then holds what is left),
+ * or the errno of a failed send. */
+static int send_within(int fd, const void *buf, size_t *len, int timeout_ms) {
         const char *p = buf;
         int64_t deadline = harness_now_ms() + timeout_ms;
-        while (len > 0) {
-                ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (*len > 0) {
+                ssize_t n = send(fd, p, *len, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n > 0) {
                         p += n;
-                        len -= (size_t)n;
+                        *len -= (size_t)n;
                         continue;
                 }
                 if (n < 0 && errno == EINTR)
@@ -742,35 +760,24 @@ bool client_try_send(int fd, const void *buf, size_t len, int timeout_ms) {
                 if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                         int left = remaining_ms(deadline);
                         if (left == 0)
-                                return false;
+                                return -1;
                         struct pollfd pfd = { .fd = fd, .events = POLLOUT };
                         poll(&pfd, 1, left);
                         continue;
                 }
-                return false;
+                return n < 0 ? errno : EIO; /* EIO: sent 0 bytes */
         }
-        return true;
+        return 0;
+}
+
+bool client_try_send(int fd, const void *buf, size_t len, int timeout_ms) {
+        return send_within(fd, buf, &len, timeout_ms) == 0;
 }
 
 void client_send(int fd, const void *buf, size_t len) {
-        const char *p = buf;
-        int64_t deadline = harness_now_ms() + 10000;
-        while (len > 0) {
-                ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n > 0) {
-                        p += n;
-                        len -= (size_t)n;
-                        continue;
-                }
-                if (n < 0 && errno == EINTR)
-                        continue;
-                cr_assert(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
-                          "send on fd %d failed: %s", fd, n < 0 ? strerror(errno) : "0 bytes");
-                int left = remaining_ms(deadline);
-                cr_assert(left > 0, "send on fd %d blocked for 10 s (%zu bytes left)", fd, len);
-                struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-                poll(&pfd, 1, left);
-        }
+        int e = send_within(fd, buf, &len, 10000);
+        cr_assert(e != -1, "send on fd %d blocked for 10 s (%zu bytes left)", fd, len);
+        cr_assert(e == 0, "send on fd %d failed: %s", fd, e == EIO ? "0 bytes" : strerror(e));
 }
 
 void client_send_str(int fd, const char *s) { client_send(fd, s, strlen(s)); }
@@ -840,6 +847,13 @@ size_t client_recv_line(int fd, char *buf, size_t size, int timeout_ms) {
         cr_assert(n != 0, "fd %d: no line within %d ms", fd, timeout_ms);
         cr_assert(n > 0, "fd %d: closed while waiting for a line", fd);
         return (size_t)n;
+}
+
+void client_expect_line(int fd, const char *want) {
+        char buf[4096];
+        size_t n = client_recv_line(fd, buf, sizeof buf, 5000);
+        cr_assert(n == strlen(want) && memcmp(buf, want, n) == 0,
+                  "fd %d: expected \"%s\", got \"%.*s\"", fd, want, (int)n, buf);
 }
 
 bool client_recv_nothing(int fd, int wait_ms) {
@@ -941,6 +955,26 @@ void clients_sync(const int *fds, size_t n, bool echo) {
         free(idx);
 }
 
+void daemon_start_clients(Daemon *d, const char *extra_settings, int *fds, size_t n, bool echo) {
+        daemon_start(d, extra_settings);
+        clients_connect(d->port, fds, n);
+        clients_sync(fds, n, echo);
+}
+
+void clients_connect_slow_trio(uint16_t port, SlowTrio *t) {
+        t->slow = client_connect_rcvbuf(port, 4096);
+        t->healthy = client_connect(port);
+        t->sender = client_connect(port);
+        int all[3] = { t->slow, t->healthy, t->sender };
+        clients_sync(all, 3, false);
+}
+
+void slow_trio_close(const SlowTrio *t) {
+        close(t->slow);
+        close(t->healthy);
+        close(t->sender);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Sequence-numbered messages                                                */
 
@@ -976,6 +1010,12 @@ void seq_reader_init(SeqReader *r, int fd, size_t msg_len, bool strict) {
         r->last_seq = -1;
         r->buf = malloc(msg_len + 1);
         cr_assert(r->buf);
+}
+
+void seq_reader_expect_all(const SeqReader *r, uint64_t count, const char *who) {
+        cr_assert(r->error[0] == '\0', "%s: %s", who, r->error);
+        cr_assert(r->received == count, "%s got %llu of %llu messages", who,
+                  (unsigned long long)r->received, (unsigned long long)count);
 }
 
 void seq_reader_free(SeqReader *r) {

@@ -102,6 +102,9 @@ int client_connect_rcvbuf(uint16_t port, int rcvbuf);
 int client_try_connect(uint16_t port);
 /* The local port of a TCP client socket. */
 uint16_t client_local_port(int fd);
+/* Connects n IPv4 clients (client_connect) into fds[0..n); closes them. */
+void clients_connect(uint16_t port, int *fds, size_t n);
+void clients_close(const int *fds, size_t n);
 /* Sends all of buf. */
 void client_send(int fd, const void *buf, size_t len);
 void client_send_str(int fd, const char *s);
@@ -117,6 +120,8 @@ size_t client_recv_line(int fd, char *buf, size_t size, int timeout_ms);
  * fails the test on a line longer than size-1 or a line cut short. The line
  * is NUL-terminated. */
 ssize_t client_try_recv_line(int fd, char *buf, size_t size, int timeout_ms);
+/* Reads one line within 5 s; fails the test unless it is exactly want. */
+void client_expect_line(int fd, const char *want);
 /* True when nothing at all arrives within wait_ms. */
 bool client_recv_nothing(int fd, int wait_ms);
 /* True when the peer closes (read returns 0 or ECONNRESET) within timeout_ms,
@@ -129,6 +134,19 @@ bool client_wait_closed(int fd, int timeout_ms);
  * the way must be a sync line (any prefix), so nothing else may be pending.
  * With echo, fds[n-1] reads its own sync lines too. Works across listeners. */
 void clients_sync(const int *fds, size_t n, bool echo);
+
+/* daemon_start(d, extra_settings), then n clients connected to it into
+ * fds[0..n) and synced (clients_sync(fds, n, echo)): all accepted. */
+void daemon_start_clients(Daemon *d, const char *extra_settings, int *fds, size_t n, bool echo);
+
+/* The three clients of a slow-reader test, connected in this order and
+ * synced: slow (SO_RCVBUF 4096; it reads only when the test makes it),
+ * healthy (a reader that keeps up) and sender. */
+typedef struct SlowTrio {
+        int slow, healthy, sender;
+} SlowTrio;
+void clients_connect_slow_trio(uint16_t port, SlowTrio *t);
+void slow_trio_close(const SlowTrio *t);
 
 /* Sequence-numbered test messages: exactly len bytes (LF included, len ≥ 16),
  * "#<8 digits> " then filler that depends on the number, then LF. */
@@ -155,6 +173,9 @@ void seq_reader_init(SeqReader *r, int fd, size_t msg_len, bool strict);
  * 0 when nothing was ready, -1 at EOF or reset. */
 ssize_t seq_reader_poll(SeqReader *r, size_t max_bytes);
 void seq_reader_free(SeqReader *r);
+/* Fails the test unless r saw no violation and exactly count messages
+ * (who names the reader in the message). */
+void seq_reader_expect_all(const SeqReader *r, uint64_t count, const char *who);
 
 /* Sends count seq messages (numbers 0..count-1, each msg_len bytes) from
  * sender without blocking, while draining every reader of readers[]; returns

@@ -332,12 +332,18 @@ static void client_skip_sync(int fd) {
         }
 }
 
-static void client_expect_line(int fd, const char *expected) {
-        char line[4096];
-        size_t n = client_recv_line(fd, line, sizeof(line), 5000);
-
-        line[MIN(n, sizeof(line) - 1)] = '\0';
-        cr_assert_str_eq(line, expected);
+/* Runs ebcat with args and input on its stdin (a pipe, closed after the
+ * input); the raw client c must then receive each line of lines
+ * (NULL-terminated), and ebcat exit 0 with nothing on stderr. The caller
+ * closes e. */
+static void ebcat_run_input(Ebcat *e, const char *const args[], const char *input, int c,
+                            const char *const lines[]) {
+        ebcat_spawn(e, args, STDIO_PIPE, STDIO_PIPE);
+        ebcat_write(e, input);
+        ebcat_close_stdin(e);
+        for (size_t i = 0; lines[i]; i++)
+                client_expect_line(c, lines[i]);
+        ebcat_expect_exit(e, 0, 3000);
 }
 
 /* size bytes of numbered lines of 100 bytes. */
@@ -422,13 +428,8 @@ Test(ebcat, send_only_from_a_pipe_delivers_each_line) {
         char line[16];
         Ebcat e;
 
-        ebcat_spawn(&e, (const char *[]){ "-s", addr_of(port), NULL }, STDIO_PIPE, STDIO_PIPE);
-        ebcat_write(&e, "a\nb\n");
-        ebcat_close_stdin(&e);
-
-        client_expect_line(c, "a\n");
-        client_expect_line(c, "b\n");
-        ebcat_expect_exit(&e, 0, 3000);
+        ebcat_run_input(&e, (const char *[]){ "-s", addr_of(port), NULL }, "a\nb\n", c,
+                        (const char *[]){ "a\n", "b\n", NULL });
         cr_assert_eq(ebcat_read_line(&e, line, sizeof(line), 1000), -1, "ebcat -s wrote to stdout");
         cr_assert(client_recv_nothing(c, 200));
         ebcat_close(&e);
@@ -440,13 +441,9 @@ Test(ebcat, send_only_sends_a_last_line_without_lf) {
         int c = client_connect(port);
         Ebcat e;
 
-        ebcat_spawn(&e, (const char *[]){ "--send-only", addr_of(port), NULL }, STDIO_PIPE, STDIO_PIPE);
-        ebcat_write(&e, "x\ny");
-        ebcat_close_stdin(&e);
-
-        client_expect_line(c, "x\n");
-        client_expect_line(c, "y\n"); /* the daemon appends the LF */
-        ebcat_expect_exit(&e, 0, 3000);
+        /* The daemon appends the LF to "y". */
+        ebcat_run_input(&e, (const char *[]){ "--send-only", addr_of(port), NULL }, "x\ny", c,
+                        (const char *[]){ "x\n", "y\n", NULL });
         ebcat_close(&e);
         close(c);
 }
@@ -736,12 +733,8 @@ Test(ebcat, unix_socket_address) {
         daemon_wait_unix_listening(d, path, 5000);
         c = client_connect(d->port);
 
-        ebcat_spawn(&e, (const char *[]){ "-s", path, NULL }, STDIO_PIPE, STDIO_PIPE);
-        ebcat_write(&e, "u1\nu2\n");
-        ebcat_close_stdin(&e);
-        client_expect_line(c, "u1\n");
-        client_expect_line(c, "u2\n");
-        ebcat_expect_exit(&e, 0, 3000);
+        ebcat_run_input(&e, (const char *[]){ "-s", path, NULL }, "u1\nu2\n", c,
+                        (const char *[]){ "u1\n", "u2\n", NULL });
         ebcat_close(&e);
 
         ebcat_spawn(&e, (const char *[]){ "-l", path, NULL }, STDIO_PIPE, STDIO_PIPE);
@@ -763,17 +756,13 @@ Test(ebcat, ipv6_address) {
 
         if (!harness_have_ipv6())
                 cr_skip_test("no IPv6 on loopback");
-        daemon_init(d);
-        daemon_exec(d, "listen = [\"127.0.0.1:@PORT@\", \"[::1]:@PORT@\"];\nlog_level = \"info\";\n", NULL);
+        daemon_spawn_raw(d, "listen = [\"127.0.0.1:@PORT@\", \"[::1]:@PORT@\"];\nlog_level = \"info\";\n", NULL);
         daemon_wait_tcp_listening(d, d->port, 5000);
         c = client_connect(d->port);
 
         snprintf(addr, sizeof(addr), "[::1]:%u", (unsigned)d->port);
-        ebcat_spawn(&e, (const char *[]){ "-s", addr, NULL }, STDIO_PIPE, STDIO_PIPE);
-        ebcat_write(&e, "six\n");
-        ebcat_close_stdin(&e);
-        client_expect_line(c, "six\n");
-        ebcat_expect_exit(&e, 0, 3000);
+        ebcat_run_input(&e, (const char *[]){ "-s", addr, NULL }, "six\n", c,
+                        (const char *[]){ "six\n", NULL });
         ebcat_close(&e);
         close(c);
 }
@@ -787,11 +776,8 @@ Test(ebcat, host_name_address) {
         /* "localhost" comes from /etc/hosts: no query leaves the machine. If
          * it also names ::1, where nothing listens, the next address is tried. */
         snprintf(addr, sizeof(addr), "localhost:%u", (unsigned)port);
-        ebcat_spawn(&e, (const char *[]){ "-s", addr, NULL }, STDIO_PIPE, STDIO_PIPE);
-        ebcat_write(&e, "by-name\n");
-        ebcat_close_stdin(&e);
-        client_expect_line(c, "by-name\n");
-        ebcat_expect_exit(&e, 0, 3000);
+        ebcat_run_input(&e, (const char *[]){ "-s", addr, NULL }, "by-name\n", c,
+                        (const char *[]){ "by-name\n", NULL });
         ebcat_close(&e);
         close(c);
 }

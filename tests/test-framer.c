@@ -50,6 +50,12 @@ static void expect_lines(const Lines *got, const Line *want, size_t n_want, cons
         }
 }
 
+/* Nothing stored: no buffer held, no unfinished bytes. */
+static void expect_nothing_stored(const Framer *f) {
+        cr_assert_null(f->partial);
+        cr_assert_eq(framer_pending(f), 0);
+}
+
 /* Feeds one chunk through a scratch buffer that is scribbled over
  * afterwards, as a reused read buffer would be: a line must be taken before
  * the next read, and a stored partial line must not point into the input. */
@@ -288,8 +294,7 @@ Test(framer, complete_line_is_handed_out_without_copy) {
         cr_assert_eq(in_len, 0);
 
         cr_assert_eq(framer_next(&f, &in, &in_len, MAX, &line, &len), 0);
-        cr_assert_null(f.partial);
-        cr_assert_eq(framer_pending(&f), 0);
+        expect_nothing_stored(&f);
 }
 
 Test(framer, empty_input_returns_zero_and_touches_nothing) {
@@ -374,8 +379,7 @@ Test(framer, limit_plus_one_rejected_when_lf_completes_stored_part) {
                 cr_assert_eq(feed(&f, tail, tail_len, max, &got), -EMSGSIZE,
                              "stored %zu + %zu with LF should be refused", stored, tail_len);
                 cr_assert_eq(got.n, 0);
-                cr_assert_null(f.partial);
-                cr_assert_eq(framer_pending(&f), 0);
+                expect_nothing_stored(&f);
                 lines_free(&got);
         }
 }
@@ -402,8 +406,7 @@ Test(framer, too_long_detected_before_lf_arrives) {
                         cr_assert_eq(framer_pending(&f), i + 1);
                 }
                 cr_assert_eq(feed(&f, body, 1, max, &got), -EMSGSIZE);
-                cr_assert_null(f.partial);
-                cr_assert_eq(framer_pending(&f), 0);
+                expect_nothing_stored(&f);
                 cr_assert_eq(got.n, 0);
                 lines_free(&got);
         }
@@ -516,8 +519,7 @@ Test(framer, finish_returns_unterminated_line) {
         cr_assert_eq(len, sizeof(tail));
         cr_assert(memcmp(line, tail, len) == 0);
         framer_reset(&f);
-        cr_assert_null(f.partial);
-        cr_assert_eq(framer_pending(&f), 0);
+        expect_nothing_stored(&f);
         lines_free(&got);
 }
 

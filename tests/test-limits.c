@@ -13,13 +13,6 @@
 
 TestSuite(limits, .fini = harness_cleanup, .timeout = 90);
 
-static void expect_line(int fd, const char *want) {
-        char buf[4096];
-        size_t n = client_recv_line(fd, buf, sizeof buf, 5000);
-        cr_assert(n == strlen(want) && memcmp(buf, want, n) == 0,
-                  "fd %d: expected \"%s\", got \"%.*s\"", fd, want, (int)n, buf);
-}
-
 static char *repeat(char ch, size_t n, bool lf) {
         char *b = malloc(n + 2);
         cr_assert(b);
@@ -39,34 +32,36 @@ static void expect_peer_warning(Daemon *d, int fd, const char *reason) {
                   "no log line with \"warning: \", \"%s\" and \"%s\"", reason, peer);
 }
 
+/* The daemon cut sender off for an oversize message (what: the failure
+ * message if it did not), delivered no part of it to reader, and logged a
+ * warning naming sender. */
+static void expect_oversize_cut_off(Daemon *d, int sender, int reader, const char *what) {
+        cr_assert(client_wait_closed(sender, 5000), "%s", what);
+        cr_assert(client_recv_nothing(reader, 300), "part of an oversize message was delivered");
+        expect_peer_warning(d, sender, "over max_message_bytes");
+}
+
 /* SPEC §2 oversize: never delivered, not even in part; sender disconnected;
  * warning with the peer address; the others carry on. */
 Test(limits, oversize_message_disconnects_sender) {
         Daemon d;
-        daemon_start(&d, "max_message_bytes = 1024;");
         int c[3];
-        for (int i = 0; i < 3; i++)
-                c[i] = client_connect(d.port);
-        clients_sync(c, 3, false);
+        daemon_start_clients(&d, "max_message_bytes = 1024;", c, 3, false);
         int a = c[0], b = c[1], e = c[2];
 
         client_send_str(a, "fine\n");
-        expect_line(b, "fine\n");
-        expect_line(e, "fine\n");
+        client_expect_line(b, "fine\n");
+        client_expect_line(e, "fine\n");
         char *big = repeat('x', 2000, true);
         client_try_send(a, big, strlen(big), 5000); /* may be cut off midway */
         free(big);
-        cr_assert(client_wait_closed(a, 5000), "the sender of an oversize message stayed connected");
-        expect_peer_warning(&d, a, "over max_message_bytes");
-        cr_assert(client_recv_nothing(b, 300), "part of an oversize message was delivered");
+        expect_oversize_cut_off(&d, a, b, "the sender of an oversize message stayed connected");
         /* The others keep working, and nothing of the big one shows up. */
         client_send_str(e, "after\n");
-        expect_line(b, "after\n");
+        client_expect_line(b, "after\n");
         client_send_str(b, "and back\n");
-        expect_line(e, "and back\n");
-        close(a);
-        close(b);
-        close(e);
+        client_expect_line(e, "and back\n");
+        clients_close(c, 3);
         daemon_stop(&d);
 }
 
@@ -75,33 +70,26 @@ Test(limits, oversize_message_disconnects_sender) {
  * the same stream. */
 Test(limits, oversize_without_newline_disconnects) {
         Daemon d;
-        daemon_start(&d, "max_message_bytes = 1024;");
-        int c[2] = { client_connect(d.port), client_connect(d.port) };
-        clients_sync(c, 2, false);
+        int c[2];
+        daemon_start_clients(&d, "max_message_bytes = 1024;", c, 2, false);
         char *part = repeat('y', 600, false);
         client_send_str(c[0], "good line\n");
         client_try_send(c[0], part, 600, 2000);
         harness_sleep_ms(50);
         client_try_send(c[0], part, 600, 2000); /* 1200 bytes, no LF yet */
         free(part);
-        cr_assert(client_wait_closed(c[0], 5000),
-                  "a sender past max_message_bytes without LF stayed connected");
-        expect_line(c[1], "good line\n");
-        cr_assert(client_recv_nothing(c[1], 300), "part of an oversize message was delivered");
-        expect_peer_warning(&d, c[0], "over max_message_bytes");
-        close(c[0]);
-        close(c[1]);
+        client_expect_line(c[1], "good line\n");
+        expect_oversize_cut_off(&d, c[0], c[1],
+                                "a sender past max_message_bytes without LF stayed connected");
+        clients_close(c, 2);
         daemon_stop(&d);
 }
 
 /* Exactly max_message_bytes (LF included) passes; one more byte does not. */
 Test(limits, exactly_at_limit_passes) {
         Daemon d;
-        daemon_start(&d, "max_message_bytes = 1024;");
         int c[3];
-        for (int i = 0; i < 3; i++)
-                c[i] = client_connect(d.port);
-        clients_sync(c, 3, false);
+        daemon_start_clients(&d, "max_message_bytes = 1024;", c, 3, false);
         char *ok = repeat('z', 1023, true);
         client_send(c[0], ok, 1024);
         char got[1024];
@@ -112,8 +100,8 @@ Test(limits, exactly_at_limit_passes) {
         free(ok);
         /* the sender is still connected */
         client_send_str(c[1], "ack\n");
-        expect_line(c[0], "ack\n");
-        expect_line(c[2], "ack\n");
+        client_expect_line(c[0], "ack\n");
+        client_expect_line(c[2], "ack\n");
 
         char *over = repeat('w', 1024, true); /* 1025 bytes */
         client_try_send(c[0], over, 1025, 2000);
@@ -121,10 +109,8 @@ Test(limits, exactly_at_limit_passes) {
         cr_assert(client_wait_closed(c[0], 5000), "1025 bytes with max_message_bytes = 1024 passed");
         cr_assert(client_recv_nothing(c[1], 300));
         client_send_str(c[2], "still fine\n");
-        expect_line(c[1], "still fine\n");
-        close(c[0]);
-        close(c[1]);
-        close(c[2]);
+        client_expect_line(c[1], "still fine\n");
+        clients_close(c, 3);
         daemon_stop(&d);
 }
 
@@ -142,7 +128,7 @@ Test(limits, appended_newline_counts_towards_limit) {
         close(a);
         char want[80];
         snprintf(want, sizeof want, "%s\n", fits);
-        expect_line(r, want);
+        client_expect_line(r, want);
         free(fits);
 
         int b = client_connect(d.port);
@@ -173,37 +159,30 @@ Test(limits, slow_reader_disconnected) {
         Daemon d;
         daemon_start(&d, "max_message_bytes = 4096;\nmax_queue_bytes = 65536;\n"
                          "slow_client = \"disconnect\";");
-        int slow = client_connect_rcvbuf(d.port, 4096);
-        int healthy = client_connect(d.port);
-        int sender = client_connect(d.port);
-        int all[3] = { slow, healthy, sender };
-        clients_sync(all, 3, false);
+        SlowTrio t;
+        clients_connect_slow_trio(d.port, &t);
 
         SeqReader h;
-        seq_reader_init(&h, healthy, MSG_LEN, true);
+        seq_reader_init(&h, t.healthy, MSG_LEN, true);
         SeqReader *rs[] = { &h };
         uint32_t count = overflow_count();
         long max_rss = 0;
-        pump_seq(sender, rs, 1, count, MSG_LEN, &d, &max_rss, 60000);
-        cr_assert(h.error[0] == '\0', "healthy reader: %s", h.error);
-        cr_assert(h.received == count, "healthy reader got %llu of %u messages",
-                  (unsigned long long)h.received, count);
+        pump_seq(t.sender, rs, 1, count, MSG_LEN, &d, &max_rss, 60000);
+        seq_reader_expect_all(&h, count, "healthy reader");
         cr_assert(!h.eof, "healthy reader was disconnected");
 
         cr_assert(daemon_log_contains(&d, "over max_queue_bytes", 3000),
                   "no \"over max_queue_bytes\" in the log");
-        expect_peer_warning(&d, slow, "over max_queue_bytes");
-        cr_assert(client_wait_closed(slow, 10000), "the slow reader was never disconnected");
+        expect_peer_warning(&d, t.slow, "over max_queue_bytes");
+        cr_assert(client_wait_closed(t.slow, 10000), "the slow reader was never disconnected");
         cr_assert(max_rss < 64 * 1024, "daemon RSS reached %ld KiB (> 64 MiB)", max_rss);
         cr_assert(daemon_rss_kib(&d) < 64 * 1024);
 
         /* The rest carries on. */
-        client_send_str(healthy, "bye\n");
-        expect_line(sender, "bye\n");
+        client_send_str(t.healthy, "bye\n");
+        client_expect_line(t.sender, "bye\n");
         seq_reader_free(&h);
-        close(slow);
-        close(healthy);
-        close(sender);
+        slow_trio_close(&t);
         daemon_stop(&d);
 }
 
@@ -223,9 +202,7 @@ Test(limits, fast_sender_and_prompt_reader_not_cut_off) {
         uint32_t count = 4000; /* 4 MB */
         pump_seq(sender, rs, 1, count, MSG_LEN, NULL, NULL, 60000);
         cr_assert(!r.eof, "the prompt reader was disconnected");
-        cr_assert(r.error[0] == '\0', "prompt reader: %s", r.error);
-        cr_assert(r.received == count, "prompt reader got %llu of %u",
-                  (unsigned long long)r.received, count);
+        seq_reader_expect_all(&r, count, "prompt reader");
         char *log = daemon_log_text(&d);
         cr_assert(!strstr(log, "over max_queue_bytes"),
                   "queue limit hit with no slow client; log:\n%s", log);
@@ -242,22 +219,17 @@ Test(limits, slow_reader_drop_policy) {
         Daemon d;
         daemon_start(&d, "max_message_bytes = 4096;\nmax_queue_bytes = 65536;\n"
                          "slow_client = \"drop\";");
-        int slow = client_connect_rcvbuf(d.port, 4096);
-        int healthy = client_connect(d.port);
-        int sender = client_connect(d.port);
-        int all[3] = { slow, healthy, sender };
-        clients_sync(all, 3, false);
+        SlowTrio t;
+        clients_connect_slow_trio(d.port, &t);
 
         SeqReader h, s;
-        seq_reader_init(&h, healthy, MSG_LEN, true);
-        seq_reader_init(&s, slow, MSG_LEN, false);
+        seq_reader_init(&h, t.healthy, MSG_LEN, true);
+        seq_reader_init(&s, t.slow, MSG_LEN, false);
         SeqReader *rs[] = { &h };
         uint32_t count = overflow_count();
         long max_rss = 0;
-        pump_seq(sender, rs, 1, count, MSG_LEN, &d, &max_rss, 60000);
-        cr_assert(h.error[0] == '\0', "healthy reader: %s", h.error);
-        cr_assert(h.received == count, "healthy reader got %llu of %u messages",
-                  (unsigned long long)h.received, count);
+        pump_seq(t.sender, rs, 1, count, MSG_LEN, &d, &max_rss, 60000);
+        seq_reader_expect_all(&h, count, "healthy reader");
         cr_assert(daemon_log_contains(&d, "over max_queue_bytes", 3000),
                   "no \"over max_queue_bytes\" warning in drop mode");
         cr_assert(max_rss < 64 * 1024, "daemon RSS reached %ld KiB (> 64 MiB)", max_rss);
@@ -286,7 +258,7 @@ Test(limits, slow_reader_drop_policy) {
         /* Still connected and served once it keeps up. */
         char msg[MSG_LEN];
         seq_msg_format(msg, MSG_LEN, count);
-        client_send(sender, msg, MSG_LEN);
+        client_send(t.sender, msg, MSG_LEN);
         deadline = harness_now_ms() + 5000;
         while (s.last_seq != (long)count || h.last_seq != (long)count) {
                 cr_assert(harness_now_ms() < deadline,
@@ -299,9 +271,7 @@ Test(limits, slow_reader_drop_policy) {
         cr_assert(s.error[0] == '\0' && h.error[0] == '\0', "%s%s", s.error, h.error);
         seq_reader_free(&h);
         seq_reader_free(&s);
-        close(slow);
-        close(healthy);
-        close(sender);
+        slow_trio_close(&t);
         daemon_stop(&d);
 }
 
@@ -309,11 +279,8 @@ Test(limits, slow_reader_drop_policy) {
  * with a warning; the others are not disturbed; a freed slot is reusable. */
 Test(limits, max_clients_rejects_extra) {
         Daemon d;
-        daemon_start(&d, "max_clients = 3;");
         int c[3];
-        for (int i = 0; i < 3; i++)
-                c[i] = client_connect(d.port);
-        clients_sync(c, 3, false);
+        daemon_start_clients(&d, "max_clients = 3;", c, 3, false);
         int extra = client_try_connect(d.port);
         cr_assert(extra >= 0, "connection 4 was not even accepted by the kernel: %s",
                   strerror(errno));
@@ -323,8 +290,8 @@ Test(limits, max_clients_rejects_extra) {
         cr_assert(daemon_log_line_has(&d, needles, 2000), "no max_clients warning");
 
         client_send_str(c[0], "three of us\n");
-        expect_line(c[1], "three of us\n");
-        expect_line(c[2], "three of us\n");
+        client_expect_line(c[1], "three of us\n");
+        client_expect_line(c[2], "three of us\n");
 
         /* A slot freed by a disconnect can be used again. */
         close(c[2]);
@@ -343,11 +310,10 @@ Test(limits, max_clients_rejects_extra) {
         int now[3] = { c[0], c[1], fresh };
         clients_sync(now, 3, false);
         client_send_str(fresh, "newcomer\n");
-        expect_line(c[0], "newcomer\n");
-        expect_line(c[1], "newcomer\n");
+        client_expect_line(c[0], "newcomer\n");
+        client_expect_line(c[1], "newcomer\n");
         close(fresh);
-        close(c[0]);
-        close(c[1]);
+        clients_close(c, 2);
         daemon_stop(&d);
 }
 

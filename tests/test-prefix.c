@@ -78,36 +78,56 @@ static void expect_expand(const char *tmpl, const char *peer, uint64_t id, size_
                              i);
 }
 
+typedef struct ExpandCase {
+        const char *tmpl, *peer;
+        uint64_t id;
+        size_t size;
+        const char *want;
+} ExpandCase;
+
+static void expect_expand_table(const ExpandCase *t, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                expect_expand(t[i].tmpl, t[i].peer, t[i].id, t[i].size, t[i].want);
+}
+
+static const ExpandCase directives_table[] = {
+        {"", "1.2.3.4:5", 1, 64, ""},
+        {"plain ", "1.2.3.4:5", 1, 64, "plain "},
+        {"%a", "1.2.3.4:5", 1, 64, "1.2.3.4:5"},
+        {"%a", "[::1]:7878", 1, 64, "[::1]:7878"},
+        {"%a", "unix", 1, 64, "unix"},
+        {"%i", "x", 0, 64, "0"},
+        {"%i", "x", 42, 64, "42"},
+        {"%i", "x", UINT64_MAX, 64, "18446744073709551615"},
+        {"%%", "x", 1, 64, "%"},
+        {"%%a", "x", 1, 64, "%a"},
+        {"[%a #%i] %%: ", "1.2.3.4:5", 42, 64, "[1.2.3.4:5 #42] %: "},
+        {"%a%a", "ab", 1, 64, "abab"},
+        {"<%a>", NULL, 1, 64, "<>"},
+};
+
 Test(prefix, expand_directives) {
-        expect_expand("", "1.2.3.4:5", 1, 64, "");
-        expect_expand("plain ", "1.2.3.4:5", 1, 64, "plain ");
-        expect_expand("%a", "1.2.3.4:5", 1, 64, "1.2.3.4:5");
-        expect_expand("%a", "[::1]:7878", 1, 64, "[::1]:7878");
-        expect_expand("%a", "unix", 1, 64, "unix");
-        expect_expand("%i", "x", 0, 64, "0");
-        expect_expand("%i", "x", 42, 64, "42");
-        expect_expand("%i", "x", UINT64_MAX, 64, "18446744073709551615");
-        expect_expand("%%", "x", 1, 64, "%");
-        expect_expand("%%a", "x", 1, 64, "%a");
-        expect_expand("[%a #%i] %%: ", "1.2.3.4:5", 42, 64, "[1.2.3.4:5 #42] %: ");
-        expect_expand("%a%a", "ab", 1, 64, "abab");
-        expect_expand("<%a>", NULL, 1, 64, "<>");
+        expect_expand_table(directives_table, sizeof(directives_table) / sizeof(directives_table[0]));
 }
 
 Test(prefix, expand_keeps_bytes) {
         expect_expand("\x01\t\r\x7f\xc3\xa9", "x", 1, 64, "\x01\t\r\x7f\xc3\xa9");
 }
 
+static const ExpandCase truncates_table[] = {
+        {"[%a #%i] ", "1.2.3.4:5", 42, 0, ""},
+        {"[%a #%i] ", "1.2.3.4:5", 42, 1, "["},
+        {"[%a #%i] ", "1.2.3.4:5", 42, 4, "[1.2"},
+        {"[%a #%i] ", "1.2.3.4:5", 42, 12, "[1.2.3.4:5 #"},
+        {"[%a #%i] ", "1.2.3.4:5", 42, 13, "[1.2.3.4:5 #4"},
+        {"[%a #%i] ", "1.2.3.4:5", 42, 16, "[1.2.3.4:5 #42] "}, /* exact fit */
+        {"[%a #%i] ", "1.2.3.4:5", 42, 17, "[1.2.3.4:5 #42] "},
+        {"%%%%", "x", 1, 1, "%"},
+        {"abcdef", "x", 1, 3, "abc"},
+};
+
 Test(prefix, expand_truncates) {
-        expect_expand("[%a #%i] ", "1.2.3.4:5", 42, 0, "");
-        expect_expand("[%a #%i] ", "1.2.3.4:5", 42, 1, "[");
-        expect_expand("[%a #%i] ", "1.2.3.4:5", 42, 4, "[1.2");
-        expect_expand("[%a #%i] ", "1.2.3.4:5", 42, 12, "[1.2.3.4:5 #");
-        expect_expand("[%a #%i] ", "1.2.3.4:5", 42, 13, "[1.2.3.4:5 #4");
-        expect_expand("[%a #%i] ", "1.2.3.4:5", 42, 16, "[1.2.3.4:5 #42] "); /* exact fit */
-        expect_expand("[%a #%i] ", "1.2.3.4:5", 42, 17, "[1.2.3.4:5 #42] ");
-        expect_expand("%%%%", "x", 1, 1, "%");
-        expect_expand("abcdef", "x", 1, 3, "abc");
+        expect_expand_table(truncates_table, sizeof(truncates_table) / sizeof(truncates_table[0]));
 }
 
 Test(prefix, expand_worst_case_fits_bound) {

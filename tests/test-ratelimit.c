@@ -19,15 +19,19 @@ static void expect(RateLimit *rl, uint64_t now, bool allowed, uint32_t suppresse
                      s, suppressed);
 }
 
+/* n events a microsecond apart from t on, each allowed (or each refused)
+ * and none reporting suppressed events. */
+static void expect_events(RateLimit *rl, uint64_t t, int n, bool allowed) {
+        for (int i = 0; i < n; i++)
+                expect(rl, t + (uint64_t)i, allowed, 0);
+}
+
 Test(ratelimit, burst_allowed_then_refused) {
         RateLimit rl = RATELIMIT_INIT(1 * SEC, 3);
         uint64_t t0 = 5 * SEC;
 
-        expect(&rl, t0, true, 0);
-        expect(&rl, t0 + 1, true, 0);
-        expect(&rl, t0 + 2, true, 0);
-        for (int i = 0; i < 10; i++)
-                expect(&rl, t0 + 3 + (uint64_t)i, false, 0);
+        expect_events(&rl, t0, 3, true);
+        expect_events(&rl, t0 + 3, 10, false);
         /* Still the same window one microsecond before it ends. */
         expect(&rl, t0 + SEC - 1, false, 0);
         cr_assert_eq(rl.suppressed, 11);
@@ -70,9 +74,8 @@ Test(ratelimit, window_opens_at_first_event_not_at_init) {
 Test(ratelimit, long_idle_gap_is_one_new_window) {
         RateLimit rl = RATELIMIT_INIT(1 * SEC, 1);
 
-        expect(&rl, SEC, true, 0);
-        expect(&rl, SEC + 1, false, 0);
-        expect(&rl, SEC + 2, false, 0);
+        expect_events(&rl, SEC, 1, true);
+        expect_events(&rl, SEC + 1, 2, false);
         /* Hours later: the old count is reported once, not per window missed. */
         expect(&rl, 7200 * SEC, true, 2);
         expect(&rl, 7200 * SEC + 1, false, 0);
@@ -92,9 +95,8 @@ Test(ratelimit, flush_inside_window_returns_zero_and_keeps_count) {
         RateLimit rl = RATELIMIT_INIT(1 * SEC, 1);
         uint64_t t0 = 50 * SEC;
 
-        expect(&rl, t0, true, 0);
-        expect(&rl, t0 + 1, false, 0);
-        expect(&rl, t0 + 2, false, 0);
+        expect_events(&rl, t0, 1, true);
+        expect_events(&rl, t0 + 1, 2, false);
 
         /* The window is still open: nothing to report, nothing lost. */
         cr_assert_eq(ratelimit_flush(&rl, t0 + SEC - 1), 0);
@@ -117,9 +119,8 @@ Test(ratelimit, flush_after_expiry_reports_and_resets) {
         cr_assert_eq(ratelimit_flush(&rl, t0 + SEC), 5);
         /* ...exactly once: neither a second flush nor the next event repeat it. */
         cr_assert_eq(ratelimit_flush(&rl, t0 + 2 * SEC), 0);
-        expect(&rl, t0 + 2 * SEC + 1, true, 0);
-        expect(&rl, t0 + 2 * SEC + 2, true, 0);
-        expect(&rl, t0 + 2 * SEC + 3, false, 0);
+        expect_events(&rl, t0 + 2 * SEC + 1, 2, true);
+        expect_events(&rl, t0 + 2 * SEC + 3, 1, false);
 }
 
 Test(ratelimit, flush_without_events_returns_zero) {
@@ -128,22 +129,18 @@ Test(ratelimit, flush_without_events_returns_zero) {
         cr_assert_eq(ratelimit_flush(&rl, 0), 0);
         cr_assert_eq(ratelimit_flush(&rl, 10 * SEC), 0);
         /* A flush with nothing counted does not consume the burst. */
-        expect(&rl, 10 * SEC + 1, true, 0);
-        expect(&rl, 10 * SEC + 2, true, 0);
-        expect(&rl, 10 * SEC + 3, false, 0);
+        expect_events(&rl, 10 * SEC + 1, 2, true);
+        expect_events(&rl, 10 * SEC + 3, 1, false);
 }
 
 Test(ratelimit, flush_after_allowed_only_window_returns_zero) {
         RateLimit rl = RATELIMIT_INIT(1 * SEC, 3);
 
-        expect(&rl, SEC, true, 0);
-        expect(&rl, SEC + 1, true, 0);
+        expect_events(&rl, SEC, 2, true);
         cr_assert_eq(ratelimit_flush(&rl, 2 * SEC), 0);
         /* The flush opened a fresh window: a full burst again. */
-        expect(&rl, 2 * SEC + 1, true, 0);
-        expect(&rl, 2 * SEC + 2, true, 0);
-        expect(&rl, 2 * SEC + 3, true, 0);
-        expect(&rl, 2 * SEC + 4, false, 0);
+        expect_events(&rl, 2 * SEC + 1, 3, true);
+        expect_events(&rl, 2 * SEC + 4, 1, false);
 }
 
 Test(ratelimit, window_opens_at_first_event_even_near_time_zero) {

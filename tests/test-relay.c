@@ -15,58 +15,38 @@
 
 TestSuite(relay, .fini = harness_cleanup, .timeout = 60);
 
-#define LINE_MAX_LEN 4096
-
-static void expect_line(int fd, const char *want) {
-        char buf[LINE_MAX_LEN];
-        size_t n = client_recv_line(fd, buf, sizeof buf, 5000);
-        cr_assert(n == strlen(want) && memcmp(buf, want, n) == 0,
-                  "fd %d: expected \"%s\", got \"%.*s\"", fd, want, (int)n, buf);
-}
-
-static void close_all(int *fds, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                close(fds[i]);
-}
-
 /* SPEC §2: each complete message goes to every other client, not its sender. */
 Test(relay, delivered_to_all_others_not_sender) {
         Daemon d;
-        daemon_start(&d, NULL);
         int c[3];
-        for (int i = 0; i < 3; i++)
-                c[i] = client_connect(d.port);
-        clients_sync(c, 3, false);
+        daemon_start_clients(&d, NULL, c, 3, false);
 
         client_send_str(c[0], "hello from 0\n");
-        expect_line(c[1], "hello from 0\n");
-        expect_line(c[2], "hello from 0\n");
+        client_expect_line(c[1], "hello from 0\n");
+        client_expect_line(c[2], "hello from 0\n");
         cr_expect(client_recv_nothing(c[0], 300), "the sender got its own message (echo is off)");
 
         client_send_str(c[2], "and from 2\n");
-        expect_line(c[0], "and from 2\n");
-        expect_line(c[1], "and from 2\n");
+        client_expect_line(c[0], "and from 2\n");
+        client_expect_line(c[1], "and from 2\n");
         cr_expect(client_recv_nothing(c[2], 300), "the sender got its own message (echo is off)");
-        close_all(c, 3);
+        clients_close(c, 3);
         daemon_stop(&d);
 }
 
 /* SPEC §3 echo: with echo = true the sender gets its message too. */
 Test(relay, echo_delivers_to_sender_too) {
         Daemon d;
-        daemon_start(&d, "echo = true;");
         int c[2];
-        for (int i = 0; i < 2; i++)
-                c[i] = client_connect(d.port);
-        clients_sync(c, 2, true);
+        daemon_start_clients(&d, "echo = true;", c, 2, true);
 
         client_send_str(c[0], "echoed\n");
-        expect_line(c[0], "echoed\n");
-        expect_line(c[1], "echoed\n");
+        client_expect_line(c[0], "echoed\n");
+        client_expect_line(c[1], "echoed\n");
         client_send_str(c[1], "second\n");
-        expect_line(c[0], "second\n");
-        expect_line(c[1], "second\n");
-        close_all(c, 2);
+        client_expect_line(c[0], "second\n");
+        client_expect_line(c[1], "second\n");
+        clients_close(c, 2);
         daemon_stop(&d);
 }
 
@@ -88,11 +68,8 @@ static void read_tagged(int fd, long *seq, size_t count) {
 Test(relay, one_global_order_across_senders) {
         enum { SENDERS = 4, RECEIVERS = 3, PER_SENDER = 300 };
         Daemon d;
-        daemon_start(&d, NULL);
         int c[SENDERS + RECEIVERS];
-        for (int i = 0; i < SENDERS + RECEIVERS; i++)
-                c[i] = client_connect(d.port);
-        clients_sync(c, SENDERS + RECEIVERS, false);
+        daemon_start_clients(&d, NULL, c, SENDERS + RECEIVERS, false);
 
         /* Interleave the senders: round robin, with varying burst sizes so
          * that the daemon sees several of them readable in one round. */
@@ -157,25 +134,23 @@ Test(relay, one_global_order_across_senders) {
         }
         for (int i = 0; i < SENDERS + RECEIVERS; i++)
                 free(seen[i]);
-        close_all(c, SENDERS + RECEIVERS);
+        clients_close(c, SENDERS + RECEIVERS);
         daemon_stop(&d);
 }
 
 /* SPEC §2: messages from one sender keep their order (many, in big writes). */
 Test(relay, one_sender_keeps_order) {
         Daemon d;
-        daemon_start(&d, NULL);
-        int c[2] = { client_connect(d.port), client_connect(d.port) };
-        clients_sync(c, 2, false);
+        int c[2];
+        daemon_start_clients(&d, NULL, c, 2, false);
         SeqReader r;
         seq_reader_init(&r, c[1], 100, true);
         SeqReader *rs[] = { &r };
         pump_seq(c[0], rs, 1, 20000, 100, NULL, NULL, 30000);
-        cr_assert(r.error[0] == '\0', "%s", r.error);
-        cr_assert(r.received == 20000, "got %llu of 20000", (unsigned long long)r.received);
+        seq_reader_expect_all(&r, 20000, "reader");
         cr_assert(client_recv_nothing(c[1], 200));
         seq_reader_free(&r);
-        close_all(c, 2);
+        clients_close(c, 2);
         daemon_stop(&d);
 }
 
@@ -183,9 +158,8 @@ Test(relay, one_sender_keeps_order) {
  * arrives whole, and nothing of it before its LF. */
 Test(relay, message_in_pieces_arrives_whole) {
         Daemon d;
-        daemon_start(&d, NULL);
-        int c[2] = { client_connect(d.port), client_connect(d.port) };
-        clients_sync(c, 2, false);
+        int c[2];
+        daemon_start_clients(&d, NULL, c, 2, false);
         const char *msg = "a message sent one byte at a time\n";
         size_t len = strlen(msg);
         for (size_t i = 0; i + 1 < len; i++) {
@@ -194,8 +168,8 @@ Test(relay, message_in_pieces_arrives_whole) {
         }
         cr_assert(client_recv_nothing(c[1], 300), "part of an unfinished message was relayed");
         client_send(c[0], "\n", 1);
-        expect_line(c[1], msg);
-        close_all(c, 2);
+        client_expect_line(c[1], msg);
+        clients_close(c, 2);
         daemon_stop(&d);
 }
 
@@ -203,11 +177,8 @@ Test(relay, message_in_pieces_arrives_whole) {
  * never get their bytes interleaved at a recipient. */
 Test(relay, halves_from_two_senders_never_interleave) {
         Daemon d;
-        daemon_start(&d, NULL);
         int c[3];
-        for (int i = 0; i < 3; i++)
-                c[i] = client_connect(d.port);
-        clients_sync(c, 3, false);
+        daemon_start_clients(&d, NULL, c, 3, false);
         for (int round = 0; round < 5; round++) {
                 client_send_str(c[0], "AAAA first half of A, ");
                 harness_sleep_ms(30);
@@ -226,20 +197,19 @@ Test(relay, halves_from_two_senders_never_interleave) {
                 cr_assert((strcmp(l1, la) == 0 && strcmp(l2, lb) == 0) ||
                                   (strcmp(l1, lb) == 0 && strcmp(l2, la) == 0),
                           "interleaved or altered: \"%s\" then \"%s\"", l1, l2);
-                expect_line(c[1], "AAAA first half of A, second half of A AAAA\n");
-                expect_line(c[0], "BBBB first half of B, second half of B BBBB\n");
+                client_expect_line(c[1], "AAAA first half of A, second half of A AAAA\n");
+                client_expect_line(c[0], "BBBB first half of B, second half of B BBBB\n");
         }
         cr_assert(client_recv_nothing(c[2], 200));
-        close_all(c, 3);
+        clients_close(c, 3);
         daemon_stop(&d);
 }
 
 /* SPEC §2: any byte but LF may appear; NUL and CR pass unchanged. */
 Test(relay, binary_safe_nul_and_cr) {
         Daemon d;
-        daemon_start(&d, NULL);
-        int c[2] = { client_connect(d.port), client_connect(d.port) };
-        clients_sync(c, 2, false);
+        int c[2];
+        daemon_start_clients(&d, NULL, c, 2, false);
         unsigned char msg[300];
         size_t len = 0;
         const unsigned char head[] = { 'x', 0, 'y', '\r', 0, 0, '\r', '\r', 0xff, 0x80 };
@@ -260,7 +230,7 @@ Test(relay, binary_safe_nul_and_cr) {
         client_recv_exact(c[1], got, 2, 5000);
         cr_assert(got[0] == 0 && got[1] == '\n', "NUL-only message altered");
         cr_assert(client_recv_nothing(c[1], 200));
-        close_all(c, 2);
+        clients_close(c, 2);
         daemon_stop(&d);
 }
 
@@ -272,7 +242,7 @@ Test(relay, no_history_for_late_joiner) {
         int ab[2] = { b, a };
         clients_sync(ab, 2, false);
         client_send_str(a, "before the late joiner\n");
-        expect_line(b, "before the late joiner\n");
+        client_expect_line(b, "before the late joiner\n");
 
         int late = client_connect(d.port);
         cr_assert(client_recv_nothing(late, 500), "a late joiner got old messages");
@@ -281,8 +251,8 @@ Test(relay, no_history_for_late_joiner) {
         int all[3] = { late, b, a };
         clients_sync(all, 3, false);
         client_send_str(a, "after the late joiner\n");
-        expect_line(late, "after the late joiner\n");
-        expect_line(b, "after the late joiner\n");
+        client_expect_line(late, "after the late joiner\n");
+        client_expect_line(b, "after the late joiner\n");
         cr_assert(client_recv_nothing(late, 200));
         close(late);
         close(a);
@@ -305,21 +275,18 @@ static void split_prefix(const char *line, size_t len, const char *payload, char
 /* SPEC §2 prefix %a: "127.0.0.1:PORT", the sender's own source port. */
 Test(relay, prefix_peer_address) {
         Daemon d;
-        daemon_start(&d, "prefix = \"<%a> \";");
         int c[3];
-        for (int i = 0; i < 3; i++)
-                c[i] = client_connect(d.port);
-        clients_sync(c, 3, false);
+        daemon_start_clients(&d, "prefix = \"<%a> \";", c, 3, false);
         client_send_str(c[0], "hi\n");
         char want[128];
         snprintf(want, sizeof want, "<127.0.0.1:%u> hi\n", client_local_port(c[0]));
-        expect_line(c[1], want);
-        expect_line(c[2], want); /* the same for all recipients */
+        client_expect_line(c[1], want);
+        client_expect_line(c[2], want); /* the same for all recipients */
         client_send_str(c[1], "ho\n");
         snprintf(want, sizeof want, "<127.0.0.1:%u> ho\n", client_local_port(c[1]));
-        expect_line(c[0], want);
-        expect_line(c[2], want);
-        close_all(c, 3);
+        client_expect_line(c[0], want);
+        client_expect_line(c[2], want);
+        clients_close(c, 3);
         daemon_stop(&d);
 }
 
@@ -338,11 +305,8 @@ static unsigned long long parse_id(const char *prefix, const char *before, const
 /* SPEC §2 prefix %i (decimal connection id, unique) and %% (a percent). */
 Test(relay, prefix_id_and_percent) {
         Daemon d;
-        daemon_start(&d, "prefix = \"[%i] 100%% \";");
         int c[3];
-        for (int i = 0; i < 3; i++)
-                c[i] = client_connect(d.port);
-        clients_sync(c, 3, false);
+        daemon_start_clients(&d, "prefix = \"[%i] 100%% \";", c, 3, false);
         char line[256], p1[128], p2[128];
         unsigned long long id[3];
         for (int s = 0; s < 3; s++) {
@@ -375,7 +339,7 @@ Test(relay, prefix_id_and_percent) {
         unsigned long long ide = parse_id(p1, "[", "] 100% ");
         cr_assert(ide != id[0] && ide != id[1] && ide != id[2], "id %llu reused", ide);
         close(e);
-        close_all(c, 3);
+        clients_close(c, 3);
         daemon_stop(&d);
 }
 
@@ -383,14 +347,13 @@ Test(relay, prefix_id_and_percent) {
  * sender closes. */
 Test(relay, last_partial_line_on_close) {
         Daemon d;
-        daemon_start(&d, NULL);
-        int c[2] = { client_connect(d.port), client_connect(d.port) };
-        clients_sync(c, 2, false);
+        int c[2];
+        daemon_start_clients(&d, NULL, c, 2, false);
         client_send_str(c[0], "complete\nno newline at the end");
-        expect_line(c[1], "complete\n");
+        client_expect_line(c[1], "complete\n");
         harness_sleep_ms(100);
         close(c[0]);
-        expect_line(c[1], "no newline at the end\n");
+        client_expect_line(c[1], "no newline at the end\n");
         cr_assert(client_recv_nothing(c[1], 200));
         close(c[1]);
         daemon_stop(&d);
@@ -400,35 +363,31 @@ Test(relay, last_partial_line_on_close) {
  * server). */
 Test(relay, last_partial_line_on_shutdown_wr) {
         Daemon d;
-        daemon_start(&d, NULL);
         int c[3];
-        for (int i = 0; i < 3; i++)
-                c[i] = client_connect(d.port);
-        clients_sync(c, 3, false);
+        daemon_start_clients(&d, NULL, c, 3, false);
         client_send_str(c[0], "half a line");
         harness_sleep_ms(100);
         cr_assert(client_recv_nothing(c[1], 100), "unfinished line relayed early");
         cr_assert(shutdown(c[0], SHUT_WR) == 0);
-        expect_line(c[1], "half a line\n");
-        expect_line(c[2], "half a line\n");
+        client_expect_line(c[1], "half a line\n");
+        client_expect_line(c[2], "half a line\n");
         cr_assert(client_wait_closed(c[0], 5000),
                   "the server kept a client whose sending side was shut down");
         /* the others carry on */
         client_send_str(c[1], "still here\n");
-        expect_line(c[2], "still here\n");
-        close_all(c, 3);
+        client_expect_line(c[2], "still here\n");
+        clients_close(c, 3);
         daemon_stop(&d);
 }
 
 /* A message split across a close with nothing partial: no extra empty line. */
 Test(relay, close_after_complete_line_adds_nothing) {
         Daemon d;
-        daemon_start(&d, NULL);
-        int c[2] = { client_connect(d.port), client_connect(d.port) };
-        clients_sync(c, 2, false);
+        int c[2];
+        daemon_start_clients(&d, NULL, c, 2, false);
         client_send_str(c[0], "whole\n");
         close(c[0]);
-        expect_line(c[1], "whole\n");
+        client_expect_line(c[1], "whole\n");
         cr_assert(client_recv_nothing(c[1], 400), "something (an empty line?) followed");
         close(c[1]);
         daemon_stop(&d);
@@ -451,10 +410,10 @@ Test(relay, ipv6_listener) {
         client_send_str(v6, "from six\n");
         char want[128];
         snprintf(want, sizeof want, "[::1]:%u|from six\n", client_local_port(v6));
-        expect_line(v4, want);
+        client_expect_line(v4, want);
         client_send_str(v4, "from four\n");
         snprintf(want, sizeof want, "127.0.0.1:%u|from four\n", client_local_port(v4));
-        expect_line(v6, want);
+        client_expect_line(v6, want);
         close(v4);
         close(v6);
         daemon_stop(&d);
@@ -477,11 +436,11 @@ Test(relay, unix_socket_listener) {
         int s1[2] = { t, u }; /* u sends until t gets one: both accepted */
         clients_sync(s1, 2, false);
         client_send_str(u, "over unix\n");
-        expect_line(t, "unix|over unix\n");
+        client_expect_line(t, "unix|over unix\n");
         client_send_str(t, "over tcp\n");
         char want[128];
         snprintf(want, sizeof want, "127.0.0.1:%u|over tcp\n", client_local_port(t));
-        expect_line(u, want);
+        client_expect_line(u, want);
         close(t);
         close(u);
         daemon_stop(&d);
@@ -500,15 +459,15 @@ Test(relay, dual_stack_wildcard) {
         client_send_str(b, "mapped?\n");
         char want[128];
         snprintf(want, sizeof want, "127.0.0.1:%u|mapped?\n", client_local_port(b));
-        expect_line(a, want);
+        client_expect_line(a, want);
         if (harness_have_ipv6()) {
                 int c6 = client_connect6(d.port);
                 int all[3] = { a, b, c6 };
                 clients_sync(all, 3, false);
                 client_send_str(c6, "six\n");
                 snprintf(want, sizeof want, "[::1]:%u|six\n", client_local_port(c6));
-                expect_line(a, want);
-                expect_line(b, want);
+                client_expect_line(a, want);
+                client_expect_line(b, want);
                 close(c6);
         }
         close(a);

@@ -15,13 +15,6 @@ TestSuite(signals, .fini = harness_cleanup, .timeout = 90);
 
 #define MSG_LEN 1000
 
-static void expect_line(int fd, const char *want) {
-        char buf[4096];
-        size_t n = client_recv_line(fd, buf, sizeof buf, 5000);
-        cr_assert(n == strlen(want) && memcmp(buf, want, n) == 0,
-                  "fd %d: expected \"%s\", got \"%.*s\"", fd, want, (int)n, buf);
-}
-
 static uint32_t backlog_count(size_t extra) {
         return (uint32_t)((harness_kernel_buffering() + extra) / MSG_LEN);
 }
@@ -30,24 +23,20 @@ static uint32_t backlog_count(size_t extra) {
  * reader that has received every message (so the daemon has read them all)
  * and the sender. */
 typedef struct Backlog {
-        int slow, healthy, sender;
+        SlowTrio t;
         uint32_t count;
 } Backlog;
 
-static void make_backlog(Daemon *d, Backlog *b, size_t extra) {
-        b->slow = client_connect_rcvbuf(d->port, 4096);
-        b->healthy = client_connect(d->port);
-        b->sender = client_connect(d->port);
-        int all[3] = { b->slow, b->healthy, b->sender };
-        clients_sync(all, 3, false);
+/* daemon_start(d, extra_settings), then the backlog of b. */
+static void start_with_backlog(Daemon *d, const char *extra_settings, Backlog *b) {
+        daemon_start(d, extra_settings);
+        clients_connect_slow_trio(d->port, &b->t);
         SeqReader h;
-        seq_reader_init(&h, b->healthy, MSG_LEN, true);
+        seq_reader_init(&h, b->t.healthy, MSG_LEN, true);
         SeqReader *rs[] = { &h };
-        b->count = backlog_count(extra);
-        pump_seq(b->sender, rs, 1, b->count, MSG_LEN, NULL, NULL, 60000);
-        cr_assert(h.error[0] == '\0', "healthy reader: %s", h.error);
-        cr_assert(h.received == b->count, "healthy reader got %llu of %u",
-                  (unsigned long long)h.received, b->count);
+        b->count = backlog_count(4u * 1024 * 1024);
+        pump_seq(b->t.sender, rs, 1, b->count, MSG_LEN, NULL, NULL, 60000);
+        seq_reader_expect_all(&h, b->count, "healthy reader");
         seq_reader_free(&h);
         cr_assert(daemon_running(d));
         cr_assert(!daemon_log_contains(d, "over max_queue_bytes", 0),
@@ -58,16 +47,15 @@ static void make_backlog(Daemon *d, Backlog *b, size_t extra) {
  * slow client, then EOF and exit 0. */
 Test(signals, sigterm_drains_backlog_then_exits_0) {
         Daemon d;
-        daemon_start(&d, "shutdown_timeout = 30;\nmax_queue_bytes = 268435456;");
         Backlog b;
-        make_backlog(&d, &b, 4u * 1024 * 1024);
+        start_with_backlog(&d, "shutdown_timeout = 30;\nmax_queue_bytes = 268435456;", &b);
 
         daemon_signal(&d, SIGTERM);
         harness_sleep_ms(300);
         /* Read after the signal: not relayed (the daemon stopped reading). */
         char late[MSG_LEN];
         seq_msg_format(late, MSG_LEN, b.count);
-        client_try_send(b.sender, late, MSG_LEN, 1000);
+        client_try_send(b.t.sender, late, MSG_LEN, 1000);
 
         /* Not accepting any more: a newcomer is refused, or never served
          * and closed when the daemon exits. */
@@ -75,7 +63,7 @@ Test(signals, sigterm_drains_backlog_then_exits_0) {
 
         /* The slow client now reads, slowly, everything, then EOF. */
         SeqReader s;
-        seq_reader_init(&s, b.slow, MSG_LEN, true);
+        seq_reader_init(&s, b.t.slow, MSG_LEN, true);
         int64_t deadline = harness_now_ms() + 25000;
         while (!s.eof) {
                 cr_assert(harness_now_ms() < deadline,
@@ -92,7 +80,7 @@ Test(signals, sigterm_drains_backlog_then_exits_0) {
                   (unsigned long long)s.received, b.count, s.last_seq);
         int st = daemon_wait(&d, 5000);
         cr_assert(st == 0, "exit status %d after SIGTERM (want 0)", st);
-        cr_assert(client_wait_closed(b.healthy, 2000));
+        cr_assert(client_wait_closed(b.t.healthy, 2000));
         if (newcomer >= 0) {
                 cr_assert(!client_recv_nothing(newcomer, 2000),
                           "a connection made during the graceful stop is still open after exit");
@@ -103,18 +91,15 @@ Test(signals, sigterm_drains_backlog_then_exits_0) {
                 close(newcomer);
         }
         seq_reader_free(&s);
-        close(b.slow);
-        close(b.healthy);
-        close(b.sender);
+        slow_trio_close(&b.t);
         daemon_stop(&d);
 }
 
 /* A second SIGTERM while draining stops at once. */
 Test(signals, second_sigterm_stops_at_once) {
         Daemon d;
-        daemon_start(&d, "shutdown_timeout = 120;\nmax_queue_bytes = 268435456;");
         Backlog b;
-        make_backlog(&d, &b, 4u * 1024 * 1024);
+        start_with_backlog(&d, "shutdown_timeout = 120;\nmax_queue_bytes = 268435456;", &b);
         daemon_signal(&d, SIGTERM);
         harness_sleep_ms(500);
         cr_assert(daemon_running(&d),
@@ -124,10 +109,8 @@ Test(signals, second_sigterm_stops_at_once) {
         cr_assert(st != -1, "still running 3 s after a second SIGTERM");
         cr_assert(st != 128 + SIGSEGV && st != 128 + SIGABRT && st != 128 + SIGBUS,
                   "crashed with status %d", st);
-        cr_assert(client_wait_closed(b.slow, 5000));
-        close(b.slow);
-        close(b.healthy);
-        close(b.sender);
+        cr_assert(client_wait_closed(b.t.slow, 5000));
+        slow_trio_close(&b.t);
         daemon_stop(&d);
 }
 
@@ -135,9 +118,8 @@ Test(signals, second_sigterm_stops_at_once) {
  * the daemon alive past it. */
 Test(signals, shutdown_timeout_expires) {
         Daemon d;
-        daemon_start(&d, "shutdown_timeout = 2;\nmax_queue_bytes = 268435456;");
         Backlog b;
-        make_backlog(&d, &b, 4u * 1024 * 1024);
+        start_with_backlog(&d, "shutdown_timeout = 2;\nmax_queue_bytes = 268435456;", &b);
         int64_t t0 = harness_now_ms();
         daemon_signal(&d, SIGTERM);
         harness_sleep_ms(1000);
@@ -151,10 +133,8 @@ Test(signals, shutdown_timeout_expires) {
         cr_assert(st == 0, "exit status %d when shutdown_timeout expired (want 0)", st);
         cr_assert(elapsed <= 4500, "took %lld ms to stop (shutdown_timeout = 2)",
                   (long long)elapsed);
-        cr_assert(client_wait_closed(b.slow, 10000));
-        close(b.slow);
-        close(b.healthy);
-        close(b.sender);
+        cr_assert(client_wait_closed(b.t.slow, 10000));
+        slow_trio_close(&b.t);
         daemon_stop(&d);
 }
 
@@ -164,41 +144,43 @@ Test(signals, sigterm_and_sigint_when_idle) {
         int sigs[2] = { SIGTERM, SIGINT };
         for (int i = 0; i < 2; i++) {
                 Daemon d;
-                daemon_start(&d, NULL);
-                int c[2] = { client_connect(d.port), client_connect(d.port) };
-                clients_sync(c, 2, false);
+                int c[2];
+                daemon_start_clients(&d, NULL, c, 2, false);
                 daemon_signal(&d, sigs[i]);
                 int st = daemon_wait(&d, 3000);
                 cr_assert(st == 0, "signal %d: exit status %d (want 0)", sigs[i], st);
                 cr_assert(client_wait_closed(c[0], 2000));
                 cr_assert(client_wait_closed(c[1], 2000));
-                close(c[0]);
-                close(c[1]);
+                clients_close(c, 2);
                 daemon_stop(&d);
         }
+}
+
+/* Rewrites the config with extra_settings, sends SIGHUP and waits (≤ 3 s)
+ * for the reload to be logged. */
+static void reload_settings(Daemon *d, const char *extra_settings) {
+        daemon_write_settings(d, extra_settings);
+        daemon_signal(d, SIGHUP);
+        cr_assert(daemon_log_contains(d, "reloaded configuration", 3000),
+                  "no \"reloaded configuration\" in the log");
 }
 
 /* SIGHUP: a new prefix applies to clients already connected; nobody is
  * dropped. */
 Test(signals, sighup_applies_new_prefix) {
         Daemon d;
-        daemon_start(&d, "prefix = \"old \";");
-        int c[2] = { client_connect(d.port), client_connect(d.port) };
-        clients_sync(c, 2, false);
+        int c[2];
+        daemon_start_clients(&d, "prefix = \"old \";", c, 2, false);
         client_send_str(c[0], "one\n");
-        expect_line(c[1], "old one\n");
+        client_expect_line(c[1], "old one\n");
 
-        daemon_write_settings(&d, "prefix = \"new \";");
-        daemon_signal(&d, SIGHUP);
-        cr_assert(daemon_log_contains(&d, "reloaded configuration", 3000),
-                  "no \"reloaded configuration\" in the log");
+        reload_settings(&d, "prefix = \"new \";");
         client_send_str(c[0], "two\n");
-        expect_line(c[1], "new two\n");
+        client_expect_line(c[1], "new two\n");
         client_send_str(c[1], "three\n");
-        expect_line(c[0], "new three\n");
+        client_expect_line(c[0], "new three\n");
         cr_assert(daemon_running(&d));
-        close(c[0]);
-        close(c[1]);
+        clients_close(c, 2);
         daemon_stop(&d);
 }
 
@@ -206,27 +188,20 @@ Test(signals, sighup_applies_new_prefix) {
  * anyone. */
 Test(signals, sighup_applies_echo_and_message_limit) {
         Daemon d;
-        daemon_start(&d, NULL);
         int c[3];
-        for (int i = 0; i < 3; i++)
-                c[i] = client_connect(d.port);
-        clients_sync(c, 3, false);
-        daemon_write_settings(&d, "echo = true;\nmax_message_bytes = 32;");
-        daemon_signal(&d, SIGHUP);
-        cr_assert(daemon_log_contains(&d, "reloaded configuration", 3000));
+        daemon_start_clients(&d, NULL, c, 3, false);
+        reload_settings(&d, "echo = true;\nmax_message_bytes = 32;");
         client_send_str(c[0], "echo me\n");
-        expect_line(c[0], "echo me\n");
-        expect_line(c[1], "echo me\n");
-        expect_line(c[2], "echo me\n");
+        client_expect_line(c[0], "echo me\n");
+        client_expect_line(c[1], "echo me\n");
+        client_expect_line(c[2], "echo me\n");
         client_try_send(c[2], "this line is well over thirty-two bytes long\n", 45, 2000);
         cr_assert(client_wait_closed(c[2], 5000), "the new max_message_bytes did not apply");
         cr_assert(client_recv_nothing(c[1], 200));
         client_send_str(c[1], "short\n");
-        expect_line(c[0], "short\n");
-        expect_line(c[1], "short\n");
-        close(c[0]);
-        close(c[1]);
-        close(c[2]);
+        client_expect_line(c[0], "short\n");
+        client_expect_line(c[1], "short\n");
+        clients_close(c, 3);
         daemon_stop(&d);
 }
 
@@ -234,25 +209,19 @@ Test(signals, sighup_applies_echo_and_message_limit) {
  * to new connections. */
 Test(signals, sighup_lower_max_clients_disconnects_nobody) {
         Daemon d;
-        daemon_start(&d, "max_clients = 3;");
         int c[3];
-        for (int i = 0; i < 3; i++)
-                c[i] = client_connect(d.port);
-        clients_sync(c, 3, false);
-        daemon_write_settings(&d, "max_clients = 1;");
-        daemon_signal(&d, SIGHUP);
-        cr_assert(daemon_log_contains(&d, "reloaded configuration", 3000));
+        daemon_start_clients(&d, "max_clients = 3;", c, 3, false);
+        reload_settings(&d, "max_clients = 1;");
         client_send_str(c[2], "all three still here\n");
-        expect_line(c[0], "all three still here\n");
-        expect_line(c[1], "all three still here\n");
+        client_expect_line(c[0], "all three still here\n");
+        client_expect_line(c[1], "all three still here\n");
         int extra = client_connect(d.port);
         cr_assert(client_wait_closed(extra, 3000), "the lowered max_clients did not apply");
         close(extra);
         client_send_str(c[0], "still\n");
-        expect_line(c[1], "still\n");
-        expect_line(c[2], "still\n");
-        for (int i = 0; i < 3; i++)
-                close(c[i]);
+        client_expect_line(c[1], "still\n");
+        client_expect_line(c[2], "still\n");
+        clients_close(c, 3);
         daemon_stop(&d);
 }
 
@@ -260,9 +229,8 @@ Test(signals, sighup_lower_max_clients_disconnects_nobody) {
  * listeners and clients stay as they are. */
 Test(signals, sighup_changed_listen_needs_restart) {
         Daemon d;
-        daemon_start(&d, "prefix = \"old \";");
-        int c[2] = { client_connect(d.port), client_connect(d.port) };
-        clients_sync(c, 2, false);
+        int c[2];
+        daemon_start_clients(&d, "prefix = \"old \";", c, 2, false);
         uint16_t other = harness_free_port();
         char conf[256];
         snprintf(conf, sizeof conf,
@@ -274,22 +242,20 @@ Test(signals, sighup_changed_listen_needs_restart) {
         /* The other settings still apply, nobody was dropped, the old
          * address still serves. */
         client_send_str(c[0], "a\n");
-        expect_line(c[1], "new a\n");
+        client_expect_line(c[1], "new a\n");
         int e = client_connect(d.port);
         int all[3] = { c[0], c[1], e };
         clients_sync(all, 3, false);
         close(e);
-        close(c[0]);
-        close(c[1]);
+        clients_close(c, 2);
         daemon_stop(&d);
 }
 
 /* SIGHUP with an invalid file: reported, nothing changes. */
 Test(signals, sighup_invalid_file_changes_nothing) {
         Daemon d;
-        daemon_start(&d, "prefix = \"old \";");
-        int c[2] = { client_connect(d.port), client_connect(d.port) };
-        clients_sync(c, 2, false);
+        int c[2];
+        daemon_start_clients(&d, "prefix = \"old \";", c, 2, false);
 
         /* A value out of range on line 4. */
         daemon_write_settings(&d, "prefix = \"new \";\nmax_clients = 0;");
@@ -300,7 +266,7 @@ Test(signals, sighup_invalid_file_changes_nothing) {
                   "the reload error does not name eb.conf:4 and max_clients");
         cr_assert(!daemon_log_contains(&d, "reloaded configuration", 0));
         client_send_str(c[0], "x\n");
-        expect_line(c[1], "old x\n");
+        client_expect_line(c[1], "old x\n");
 
         /* A syntax error. */
         daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\"];\nprefix = \"new \"\n this is { not libconfig");
@@ -312,35 +278,30 @@ Test(signals, sighup_invalid_file_changes_nothing) {
                 harness_sleep_ms(20);
         }
         client_send_str(c[1], "y\n");
-        expect_line(c[0], "old y\n");
+        client_expect_line(c[0], "old y\n");
         cr_assert(daemon_running(&d));
 
         /* And a good file afterwards still works. */
-        daemon_write_settings(&d, "prefix = \"good \";");
-        daemon_signal(&d, SIGHUP);
-        cr_assert(daemon_log_contains(&d, "reloaded configuration", 3000));
+        reload_settings(&d, "prefix = \"good \";");
         client_send_str(c[0], "z\n");
-        expect_line(c[1], "good z\n");
-        close(c[0]);
-        close(c[1]);
+        client_expect_line(c[1], "good z\n");
+        clients_close(c, 2);
         daemon_stop(&d);
 }
 
 /* SIGUSR1 logs one line of statistics. */
 Test(signals, sigusr1_logs_stats) {
         Daemon d;
-        daemon_start(&d, NULL);
-        int c[2] = { client_connect(d.port), client_connect(d.port) };
-        clients_sync(c, 2, false);
+        int c[2];
+        daemon_start_clients(&d, NULL, c, 2, false);
         cr_assert(!daemon_log_contains(&d, "stats:", 0));
         daemon_signal(&d, SIGUSR1);
         cr_assert(daemon_log_contains(&d, "stats:", 3000), "no \"stats:\" line after SIGUSR1");
         cr_assert(daemon_log_count(&d, "stats:") == 1, "more than one stats line");
         cr_assert(daemon_running(&d));
         client_send_str(c[0], "after stats\n");
-        expect_line(c[1], "after stats\n");
-        close(c[0]);
-        close(c[1]);
+        client_expect_line(c[1], "after stats\n");
+        clients_close(c, 2);
         daemon_stop(&d);
 }
 
@@ -348,11 +309,8 @@ Test(signals, sigusr1_logs_stats) {
  * client that reset its connection. */
 Test(signals, sigpipe_does_not_kill) {
         Daemon d;
-        daemon_start(&d, NULL);
         int c[3];
-        for (int i = 0; i < 3; i++)
-                c[i] = client_connect(d.port);
-        clients_sync(c, 3, false);
+        daemon_start_clients(&d, NULL, c, 3, false);
         daemon_signal(&d, SIGPIPE);
         harness_sleep_ms(300);
         cr_assert(daemon_running(&d), "killed by SIGPIPE (status %d)", d.status);
@@ -375,11 +333,9 @@ Test(signals, sigpipe_does_not_kill) {
                 if (seq_reader_poll(&r, 0) == 0)
                         harness_sleep_ms(2);
         }
-        cr_assert(r.error[0] == '\0', "%s", r.error);
-        cr_assert(r.received == 200);
+        seq_reader_expect_all(&r, 200, "reader");
         cr_assert(daemon_running(&d), "died writing to a reset connection (status %d)", d.status);
         seq_reader_free(&r);
-        close(c[0]);
-        close(c[1]);
+        clients_close(c, 2);
         daemon_stop(&d);
 }
