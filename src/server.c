@@ -558,6 +558,11 @@ static void server_begin_stop(Server *s, const char *signame) {
         s->phase = PHASE_DRAINING;
         notify_stopping();
         server_close_listeners(s);
+        if (s->config->shutdown_timeout == 0) {
+                log_notice("%s: stopping now (shutdown_timeout is 0)", signame);
+                s->phase = PHASE_DONE;
+                return;
+        }
         s->drain_deadline = now_usec() + s->config->shutdown_timeout * USEC_PER_SEC;
         log_notice("%s: stopping; sending what is queued to %zu clients for up to %" PRIu32 " s", signame,
                    s->n_clients, s->config->shutdown_timeout);

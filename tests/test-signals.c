@@ -138,6 +138,23 @@ Test(signals, shutdown_timeout_expires) {
         daemon_stop(&d);
 }
 
+/* shutdown_timeout = 0 means no drain at all: the daemon stops at once even
+ * with megabytes queued for a reader (the drain path would wait for them). */
+Test(signals, shutdown_timeout_zero_stops_at_once) {
+        Daemon d;
+        Backlog b;
+        start_with_backlog(&d, "shutdown_timeout = 0;\nmax_queue_bytes = 268435456;", &b);
+        daemon_signal(&d, SIGTERM);
+        int st = daemon_wait(&d, 2000);
+        cr_assert(st != -1, "still running 2 s after SIGTERM with shutdown_timeout = 0");
+        cr_assert(st == 0, "exit status %d (want 0)", st);
+        cr_assert(daemon_log_contains(&d, "stopping now (shutdown_timeout is 0)", 1000),
+                  "no 'stopping now' line: the daemon drained instead");
+        cr_assert(client_wait_closed(b.t.slow, 5000));
+        slow_trio_close(&b.t);
+        daemon_stop(&d);
+}
+
 /* An idle daemon stops promptly and cleanly on SIGTERM and on SIGINT, and
  * closes its clients. */
 Test(signals, sigterm_and_sigint_when_idle) {
