@@ -870,7 +870,7 @@ int server_run(Server *s) {
         return 0;
 }
 
-static void server_drop_client(Server *s, Client *c, void *arg _unused_) {
+static void server_forget_client(Server *s, Client *c, void *arg _unused_) {
         loop_remove(s->loop, &c->src);
         bcastlog_cursor_release(s->log, &c->cursor);
         list_move_back(&s->closing_list, &c->link);
@@ -880,7 +880,7 @@ Server *server_free(Server *s) {
         if (!s)
                 return NULL;
         if (s->log) {
-                client_list_for_each(s, server_drop_client, NULL);
+                client_list_for_each(s, server_forget_client, NULL);
                 server_reap(s);
         }
         if (s->listeners)
