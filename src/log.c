@@ -7,11 +7,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
 #include <sys/stat.h>
+#include <systemd/sd-journal.h>
 
 static int max_priority = LOG_NOTICE;
 static bool to_journal;
+static bool journal_native;     /* journald's socket is there for fields */
 static char last_error[512];
+static uint64_t client_id;
+static const char *client_peer;
+
+void log_set_client(uint64_t id, const char *peer) {
+        client_id = id;
+        client_peer = peer;
+}
+
+/* Fields need the native protocol; the stream carries none. Returns false
+ * when journald cannot be reached, so the line goes to stderr instead. */
+static bool log_to_journal_with_fields(int priority, const char *msg) {
+        return sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%i", priority,
+                               "SYSLOG_IDENTIFIER=epoll-broadcaster", "EB_CLIENT_ID=%" PRIu64, client_id,
+                               "EB_PEER=%s", client_peer, NULL) >= 0;
+}
 
 const char *log_last_error(void) { return last_error; }
 
@@ -22,6 +40,8 @@ void log_open(void) {
 
         to_journal = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
                      st.st_dev == dev && st.st_ino == ino;
+        /* sd_journal_send() reports success when journald is absent. */
+        journal_native = to_journal && access("/run/systemd/journal/socket", F_OK) == 0;
 }
 
 void log_set_max_priority(int p) { max_priority = p; }
@@ -52,6 +72,11 @@ void log_fullv(int priority, const char *fmt, va_list ap) {
         len = MIN(len, sizeof(line) - 2);
         if (priority <= LOG_ERR)
                 snprintf(last_error, sizeof(last_error), "%.*s", (int)(len - (size_t)n), line + n);
+        if (journal_native && client_peer) {
+                line[len] = '\0';
+                if (log_to_journal_with_fields(priority, line + n))
+                        return;
+        }
         line[len++] = '\n';
 
         int saved = errno;

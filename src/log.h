@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <syslog.h>
 
 #include "util.h"
@@ -14,6 +15,12 @@ void log_set_max_priority(int max_priority);
 int log_get_max_priority(void);
 void log_full(int priority, const char *fmt, ...) _printf_(2, 3);
 void log_fullv(int priority, const char *fmt, va_list ap) _printf_(2, 0);
+/* Names the client the following lines are about (NULL peer: none). In the
+ * journal those lines carry EB_CLIENT_ID= and EB_PEER= fields, so
+ * `journalctl EB_PEER=…` finds one client's history; elsewhere the text
+ * alone says it. */
+void log_set_client(uint64_t id, const char *peer);
+
 /* The text of the last error logged ("" if none), for STATUS= on a fatal
  * start-up error. */
 const char *log_last_error(void);

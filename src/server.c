@@ -134,7 +134,9 @@ static void server_close_client(Server *s, Client *c, const char *why) {
                 return;
         char peer[ADDR_STR_MAX];
         client_peer(c, peer, sizeof(peer));
+        log_set_client(c->id, peer);
         log_info("client %" PRIu64 " (%s) disconnected%s%s", c->id, peer, why ? ": " : "", why ? why : "");
+        log_set_client(0, NULL);
         c->phase = CLIENT_CLOSING;
         loop_remove(s->loop, &c->src);
         /* Release the cursor now, so blocks it pinned can go this round. */
@@ -174,6 +176,7 @@ static void server_slow_client(Server *s, Client *c) {
         client_peer(c, peer, sizeof(peer));
         if (s->config->slow_client == SLOW_CLIENT_DISCONNECT) {
                 s->stats.slow_disconnects++;
+                log_set_client(c->id, peer);
                 server_warn(s, WARN_SLOW, "client %" PRIu64 " (%s): over max_queue_bytes (%" PRIu64 "); disconnecting",
                             c->id, peer, limit);
                 server_close_client(s, c, "too slow");
@@ -196,8 +199,10 @@ static void server_slow_client(Server *s, Client *c) {
                 c->rest_off = 0;
         }
         s->stats.dropped += (uint64_t)r;
+        log_set_client(c->id, peer);
         server_warn(s, WARN_SLOW, "client %" PRIu64 " (%s): over max_queue_bytes (%" PRIu64 "); dropped %d messages",
                     c->id, peer, limit, r);
+        log_set_client(0, NULL);
 }
 
 /* Called on a blocked client: handles it if over the limit, then lowers
@@ -263,6 +268,7 @@ static void server_oversize(Server *s, Client *c) {
         char peer[ADDR_STR_MAX];
         client_peer(c, peer, sizeof(peer));
         s->stats.oversize++;
+        log_set_client(c->id, peer);
         server_warn(s, WARN_OVERSIZE,
                     "client %" PRIu64 " (%s): message over max_message_bytes (%" PRIu32 "); disconnecting", c->id,
                     peer, s->config->max_message_bytes);
@@ -475,7 +481,9 @@ static void server_add_client(Server *s, int fd, const struct sockaddr_storage *
         list_push_back(&s->idle_list, &c->link);
         s->n_clients++;
         client_peer(c, name, sizeof(name));
+        log_set_client(c->id, name);
         log_info("client %" PRIu64 " connected from %s", c->id, name);
+        log_set_client(0, NULL);
 }
 
 /* Returns true when accepting may go on this round. */

@@ -394,11 +394,16 @@ step5() {
         journal_has 'connected from' -p info..info || fail "no 'connected from' line at priority info" || return
         journal_has 'reloaded configuration' -p notice..notice || fail "no 'reloaded configuration' line at priority notice" || return
         journal_has 'serving 127.0.0.1:7878' -p notice..notice || fail "no 'serving' line at priority notice" || return
+        # Per-client lines carry structured fields for filtering.
+        ct journalctl -u $UNIT -p warning..warning -o verbose --no-pager | grep -E -q '^ *EB_PEER=127\.0\.0\.1:[0-9]+$' ||
+                fail "the oversize warning carries no EB_PEER= field" || return
+        ct journalctl -u $UNIT -o cat --no-pager EB_CLIENT_ID=1 | grep -q 'client 1 ' ||
+                fail "journalctl EB_CLIENT_ID=1 finds no line about client 1" || return
         if ct journalctl -u $UNIT -o cat --no-pager | grep -q '^<[0-7]>'; then
                 fail "journal lines start with a raw <N> priority prefix"
                 return
         fi
-        what="oversize sender (2000 B > 1024) disconnected, nothing relayed; -p warning shows its warning (priority 4) and none of the info (connects) or notice (reload, serving) lines"
+        what="oversize sender (2000 B > 1024) disconnected, nothing relayed; -p warning shows its warning (priority 4) and none of the info (connects) or notice (reload, serving) lines; per-client lines carry EB_PEER=/EB_CLIENT_ID= fields"
 }
 
 # ---------------------------------------------------------------- step 6 --
