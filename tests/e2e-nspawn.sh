@@ -366,7 +366,7 @@ step4() {
 
 # ---------------------------------------------------------------- step 5 --
 step5() {
-        local out warn big n
+        local out warn big n id
         if ! is_active $UNIT active || ! status_has '^Relaying: 2 clients'; then
                 open_pair || return
         fi
@@ -397,8 +397,10 @@ step5() {
         # Per-client lines carry structured fields for filtering.
         ct journalctl -u $UNIT -p warning..warning -o verbose --no-pager | grep -E -q '^ *EB_PEER=127\.0\.0\.1:[0-9]+$' ||
                 fail "the oversize warning carries no EB_PEER= field" || return
-        ct journalctl -u $UNIT -o cat --no-pager EB_CLIENT_ID=1 | grep -q 'client 1 ' ||
-                fail "journalctl EB_CLIENT_ID=1 finds no line about client 1" || return
+        id=$(ct journalctl -u $UNIT -p warning..warning -o verbose --no-pager | sed -n 's/^ *EB_CLIENT_ID=\([0-9][0-9]*\)$/\1/p' | tail -n 1)
+        [ -n "$id" ] || fail "the oversize warning carries no EB_CLIENT_ID= field" || return
+        ct journalctl -u $UNIT -o cat --no-pager "EB_CLIENT_ID=$id" | grep -q "^client $id connected from" ||
+                fail "journalctl EB_CLIENT_ID=$id does not find that client's connect line" || return
         if ct journalctl -u $UNIT -o cat --no-pager | grep -q '^<[0-7]>'; then
                 fail "journal lines start with a raw <N> priority prefix"
                 return
