@@ -43,7 +43,8 @@ size_t client_peer(const Client *c, char *buf, size_t size) {
         return addr_format((const struct sockaddr *)&c->peer, len, buf, size);
 }
 
-uint64_t client_backlog(const Client *c, const BcastLog *log) {
+/* Bytes queued for this client in the server's memory. */
+static uint64_t client_backlog(const Client *c, const BcastLog *log) {
         return bcastlog_backlog(log, &c->cursor) + (c->rest_len - c->rest_off);
 }
 

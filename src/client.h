@@ -51,5 +51,3 @@ size_t client_peer(const Client *c, char *buf, size_t size);
  * connection failed. */
 int client_flush(Client *c, BcastLog *log, uint64_t skip);
 
-/* Bytes queued for this client in the server's memory. */
-uint64_t client_backlog(const Client *c, const BcastLog *log);

@@ -45,7 +45,6 @@ void log_open(void) {
 }
 
 void log_set_max_priority(int p) { max_priority = p; }
-int log_get_max_priority(void) { return max_priority; }
 
 void log_full(int priority, const char *fmt, ...) {
         va_list ap;

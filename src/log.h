@@ -12,7 +12,6 @@
 void log_open(void);
 /* Lines less important than 'max_priority' (a LOG_* value) are dropped. */
 void log_set_max_priority(int max_priority);
-int log_get_max_priority(void);
 void log_full(int priority, const char *fmt, ...) _printf_(2, 3);
 void log_fullv(int priority, const char *fmt, va_list ap) _printf_(2, 0);
 /* Names the client the following lines are about (NULL peer: none). In the

@@ -35,8 +35,6 @@ int loop_add(Loop *l, Source *s, int fd, SourceDispatch dispatch);
 void loop_remove(Loop *l, Source *s);
 /* Dispatches s again next round with 'events', e.g. after a read budget. */
 void loop_requeue(Loop *l, Source *s, uint32_t events);
-/* True when some source is waiting to be dispatched. */
-bool loop_has_ready(const Loop *l);
 
 /* Waits up to timeout_ms (not at all when sources are ready), then
  * dispatches every ready source once. Returns 0 or -errno. */
