@@ -665,6 +665,8 @@ static void server_on_signal(Source *src, uint32_t events _unused_, void *userda
                 case SIGHUP:
                         if (s->phase == PHASE_RUNNING)
                                 server_reload(s);
+                        else
+                                log_notice("SIGHUP while stopping: not reloading");
                         break;
                 case SIGUSR1:
                         server_log_stats(s);

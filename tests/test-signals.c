@@ -95,7 +95,8 @@ Test(signals, sigterm_drains_backlog_then_exits_0) {
         daemon_stop(&d);
 }
 
-/* A second SIGTERM while draining stops at once. */
+/* While draining, SIGHUP is refused with a notice (no reload, no exit); a
+ * second SIGTERM stops at once. */
 Test(signals, second_sigterm_stops_at_once) {
         Daemon d;
         Backlog b;
@@ -104,6 +105,11 @@ Test(signals, second_sigterm_stops_at_once) {
         harness_sleep_ms(500);
         cr_assert(daemon_running(&d),
                   "exited at once on the first SIGTERM although a client had a backlog");
+        daemon_signal(&d, SIGHUP);
+        cr_assert(daemon_log_contains(&d, "SIGHUP while stopping: not reloading", 3000),
+                  "no notice for a SIGHUP during the drain");
+        cr_assert(!daemon_log_contains(&d, "reloaded configuration", 0), "reloaded while stopping");
+        cr_assert(daemon_running(&d), "SIGHUP during the drain ended the daemon");
         daemon_signal(&d, SIGTERM);
         int st = daemon_wait(&d, 3000);
         cr_assert(st != -1, "still running 3 s after a second SIGTERM");
