@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+extern char **environ;
+
 /* ------------------------------------------------------------------------ */
 /* Time, small utilities                                                     */
 
@@ -338,6 +340,57 @@ void daemon_exec(Daemon *d, const char *conf_text, char *const extra_argv[]) {
         }
         argv[argc] = NULL;
 
+        daemon_exec_argv(d, argv, NULL, NULL, 0);
+}
+
+/* The variables of systemd's protocols: a daemon started here gets only the
+ * ones its test passes. */
+static bool systemd_variable(const char *e) {
+        static const char *const names[] = { "JOURNAL_STREAM=", "NOTIFY_SOCKET=", "LISTEN_FDS=",
+                                             "LISTEN_PID=",     "LISTEN_FDNAMES=", "WATCHDOG_USEC=",
+                                             "WATCHDOG_PID=",   NULL };
+        for (int i = 0; names[i]; i++)
+                if (strncmp(e, names[i], strlen(names[i])) == 0)
+                        return true;
+        return false;
+}
+
+#define EXEC_MAX_EXTRA 16
+#define EXEC_MAX_FDS 8
+
+void daemon_exec_argv(Daemon *d, char *const argv[], const char *const extra_env[], const int *fds,
+                      size_t n_fds) {
+        cr_assert(d->dir[0] && d->reaped, "daemon_exec_argv: Daemon not initialised or still running");
+        cr_assert(n_fds <= EXEC_MAX_FDS);
+        size_t n_env = 0, n_extra = 0;
+        while (environ[n_env])
+                n_env++;
+        while (extra_env && extra_env[n_extra])
+                n_extra++;
+        char **envp = calloc(n_env + n_extra + 1, sizeof *envp);
+        /* "@SELF@" values are filled in by the child, in buffers allocated
+         * here (the test may have threads: no malloc after fork). */
+        const char *self_tmpl[EXEC_MAX_EXTRA] = { 0 };
+        char *self_buf[EXEC_MAX_EXTRA] = { 0 };
+        size_t self_size[EXEC_MAX_EXTRA] = { 0 };
+        cr_assert(envp && n_extra <= EXEC_MAX_EXTRA);
+        size_t k = 0;
+        for (size_t i = 0; i < n_env; i++)
+                if (!systemd_variable(environ[i]))
+                        envp[k++] = environ[i];
+        for (size_t i = 0; i < n_extra; i++) {
+                if (strstr(extra_env[i], "@SELF@")) {
+                        self_tmpl[i] = extra_env[i];
+                        self_size[i] = strlen(extra_env[i]) + 24;
+                        self_buf[i] = malloc(self_size[i]);
+                        cr_assert(self_buf[i]);
+                        envp[k++] = self_buf[i];
+                } else {
+                        envp[k++] = (char *)extra_env[i];
+                }
+        }
+        envp[k] = NULL;
+
         int err = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         int out = open(d->out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -350,9 +403,26 @@ void daemon_exec(Daemon *d, const char *conf_text, char *const extra_argv[]) {
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (getppid() != parent)
                         _exit(127);
+                for (size_t i = 0; i < n_extra; i++)
+                        if (self_tmpl[i]) {
+                                const char *at = strstr(self_tmpl[i], "@SELF@");
+                                snprintf(self_buf[i], self_size[i], "%.*s%d%s", (int)(at - self_tmpl[i]),
+                                         self_tmpl[i], (int)getpid(), at + 6);
+                        }
+                /* Out of the way first, then into place (dup2 clears
+                 * FD_CLOEXEC on the copy). */
+                int tmp[EXEC_MAX_FDS];
+                for (size_t i = 0; i < n_fds; i++) {
+                        tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 64);
+                        if (tmp[i] < 0)
+                                _exit(126);
+                }
                 dup2(in, 0);
                 dup2(out, 1);
                 dup2(err, 2);
+                for (size_t i = 0; i < n_fds; i++)
+                        if (dup2(tmp[i], 3 + (int)i) < 0)
+                                _exit(126);
                 /* A clean signal state: criterion or the test may block or
                  * ignore signals, and those survive exec. */
                 sigset_t all;
@@ -360,19 +430,16 @@ void daemon_exec(Daemon *d, const char *conf_text, char *const extra_argv[]) {
                 sigprocmask(SIG_SETMASK, &all, NULL);
                 for (int s = 1; s < NSIG; s++)
                         signal(s, SIG_DFL);
-                unsetenv("JOURNAL_STREAM");
-                unsetenv("NOTIFY_SOCKET");
-                unsetenv("LISTEN_FDS");
-                unsetenv("LISTEN_PID");
-                unsetenv("LISTEN_FDNAMES");
-                unsetenv("WATCHDOG_USEC");
-                execv(bin, argv);
-                dprintf(2, "harness: exec %s: %s\n", bin, strerror(errno));
+                execve(argv[0], argv, envp);
+                dprintf(2, "harness: exec %s: %s\n", argv[0], strerror(errno));
                 _exit(127);
         }
         close(err);
         close(out);
         close(in);
+        for (size_t i = 0; i < n_extra; i++)
+                free(self_buf[i]);
+        free(envp);
         d->pid = pid;
         d->reaped = false;
         d->status = -1;

@@ -65,6 +65,16 @@ void daemon_init(Daemon *d);
 /* Starts the daemon in an initialised Daemon (see daemon_spawn_raw for the
  * meaning of the arguments); may be used again once the previous one exited. */
 void daemon_exec(Daemon *d, const char *conf_text, char *const extra_argv[]);
+/* The general form: starts argv[0] (a path; argv NULL-terminated) in an
+ * initialised Daemon that runs nothing: stdin /dev/null, stdout/stderr
+ * appended to d->out_path/d->log_path, a clean signal state, the environment
+ * of this process minus the systemd variables (JOURNAL_STREAM, NOTIFY_SOCKET,
+ * LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES, WATCHDOG_USEC, WATCHDOG_PID) plus
+ * extra_env (≤ 16 "NAME=VALUE", NULL-terminated, may be NULL; "@SELF@" in one
+ * becomes the child's PID, for LISTEN_PID and WATCHDOG_PID), and fds[0..n_fds)
+ * (≤ 8) placed at 3, 4, … without FD_CLOEXEC. */
+void daemon_exec_argv(Daemon *d, char *const argv[], const char *const extra_env[], const int *fds,
+                      size_t n_fds);
 /* Rewrites dir/eb.conf the way daemon_start writes it (same listen line). */
 void daemon_write_settings(Daemon *d, const char *extra_settings);
 /* True while the process runs (reaps it otherwise). */

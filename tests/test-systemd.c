@@ -4,10 +4,10 @@
  * owns (READY, STATUS, STOPPING, RELOADING, WATCHDOG, ERRNO), and the
  * syslog-priority prefixes when stderr is the journal stream.
  *
- * The daemon is started here by a local fork/exec helper (the harness's
- * daemon_exec strips exactly the variables these tests need), inside a
- * harness Daemon (private directory, log file, waits). Every process is
- * stopped by its PID: the suite's .fini kills what is left, and each child
+ * The daemon is started by the harness's daemon_exec_argv (the environment
+ * without the systemd variables, plus those a test sets, and passed fds),
+ * inside a harness Daemon (private directory, log file, waits). Every process
+ * is stopped by its PID: the suite's .fini kills what is left, and each child
  * has PR_SET_PDEATHSIG. A collector thread drains the notify socket
  * continuously: sd_notify blocks when the receiver's queue (10 datagrams by
  * default) is full, so an undrained socket would stall the daemon. */
@@ -22,156 +22,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
 
-extern char **environ;
-
-/* ------------------------------------------------------------------------ */
-/* Processes started by this file                                            */
-
-#define MAX_SPAWNED 16
-static pid_t spawned[MAX_SPAWNED];
-
-static void spawned_kill_all(void) {
-        for (int i = 0; i < MAX_SPAWNED; i++) {
-                if (spawned[i] <= 0)
-                        continue;
-                /* Only a child not reaped yet is still ours: a reaped PID
-                 * gives ECHILD and is left alone. */
-                int st;
-                if (waitpid(spawned[i], &st, WNOHANG) == 0) {
-                        kill(spawned[i], SIGKILL);
-                        waitpid(spawned[i], &st, 0);
-                }
-                spawned[i] = 0;
-        }
-}
-
 static void notify_close(void);
 
 static void suite_fini(void) {
         notify_close();
-        spawned_kill_all();
         harness_cleanup();
 }
 
 TestSuite(systemd, .fini = suite_fini, .timeout = 30);
 
-static bool env_stripped(const char *e) {
-        static const char *const names[] = {
-                "JOURNAL_STREAM=", "NOTIFY_SOCKET=", "LISTEN_FDS=",   "LISTEN_PID=",
-                "LISTEN_FDNAMES=", "WATCHDOG_USEC=", "WATCHDOG_PID=", NULL};
-        for (int i = 0; names[i]; i++)
-                if (strncmp(e, names[i], strlen(names[i])) == 0)
-                        return true;
-        return false;
-}
+/* The daemon on 127.0.0.1:d->port, logging at "info". */
+#define INFO_CONF "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n"
 
-/* Starts argv[0] (a path) in d: stdin /dev/null, stdout/stderr appended to
- * d->out_path/d->log_path, the environment of this process minus the systemd
- * variables plus extra_env ("NAME=VALUE"; "@SELF@" in a value becomes the
- * child's PID, for LISTEN_PID and WATCHDOG_PID), and fds[] placed at 3, 4, …
- * without FD_CLOEXEC. d must come from daemon_init and not run anything. */
-static void spawn(Daemon *d, char *const argv[], const char *const extra_env[], const int *fds,
-                  size_t n_fds) {
-        cr_assert(d->dir[0] && d->reaped, "spawn: Daemon not initialised or still running");
-        cr_assert(n_fds <= 8);
-        size_t n_env = 0, n_extra = 0;
-        while (environ[n_env])
-                n_env++;
-        while (extra_env && extra_env[n_extra])
-                n_extra++;
-        char **envp = calloc(n_env + n_extra + 1, sizeof *envp);
-        const char *self_tmpl[16] = {0};
-        char *self_buf[16] = {0};
-        size_t self_size[16] = {0};
-        cr_assert(envp && n_extra <= 16);
-        size_t k = 0;
-        for (size_t i = 0; i < n_env; i++)
-                if (!env_stripped(environ[i]))
-                        envp[k++] = environ[i];
-        for (size_t i = 0; i < n_extra; i++) {
-                if (strstr(extra_env[i], "@SELF@")) {
-                        self_tmpl[i] = extra_env[i];
-                        self_size[i] = strlen(extra_env[i]) + 24;
-                        self_buf[i] = malloc(self_size[i]);
-                        cr_assert(self_buf[i]);
-                        envp[k++] = self_buf[i];
-                } else {
-                        envp[k++] = (char *)extra_env[i];
-                }
-        }
-        envp[k] = NULL;
-
-        int err = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        int out = open(d->out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        cr_assert(err >= 0 && out >= 0 && in >= 0);
-        int slot;
-        for (slot = 0; slot < MAX_SPAWNED && spawned[slot] > 0; slot++)
-                ;
-        cr_assert(slot < MAX_SPAWNED, "too many processes in one test");
-        pid_t parent = getpid();
-        fflush(NULL);
-        pid_t pid = fork();
-        cr_assert(pid >= 0, "fork: %s", strerror(errno));
-        if (pid == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() != parent)
-                        _exit(127);
-                for (size_t i = 0; i < n_extra; i++)
-                        if (self_tmpl[i]) {
-                                const char *at = strstr(self_tmpl[i], "@SELF@");
-                                snprintf(self_buf[i], self_size[i], "%.*s%d%s", (int)(at - self_tmpl[i]),
-                                         self_tmpl[i], (int)getpid(), at + 6);
-                        }
-                /* Out of the way first, then into place (dup2 clears
-                 * FD_CLOEXEC on the copy). */
-                int tmp[8];
-                for (size_t i = 0; i < n_fds; i++) {
-                        tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 64);
-                        if (tmp[i] < 0)
-                                _exit(126);
-                }
-                dup2(in, 0);
-                dup2(out, 1);
-                dup2(err, 2);
-                for (size_t i = 0; i < n_fds; i++)
-                        if (dup2(tmp[i], 3 + (int)i) < 0)
-                                _exit(126);
-                sigset_t all;
-                sigemptyset(&all);
-                sigprocmask(SIG_SETMASK, &all, NULL);
-                for (int s = 1; s < NSIG; s++)
-                        signal(s, SIG_DFL);
-                execve(argv[0], argv, envp);
-                dprintf(2, "test-systemd: exec %s: %s\n", argv[0], strerror(errno));
-                _exit(127);
-        }
-        close(err);
-        close(out);
-        close(in);
-        for (size_t i = 0; i < n_extra; i++)
-                free(self_buf[i]);
-        free(envp);
-        spawned[slot] = pid;
-        d->pid = pid;
-        d->reaped = false;
-        d->status = -1;
-}
+/* A configuration the daemon refuses (exit 78): an unknown setting. */
+#define BAD_CONF "listen = [\"127.0.0.1:@PORT@\"];\nno_such_setting = 1;\n"
 
 /* The daemon with -c d->conf_path. */
 static void spawn_daemon(Daemon *d, const char *const extra_env[], const int *fds, size_t n_fds) {
         char *argv[] = {(char *)harness_daemon_path(), (char *)"-c", d->conf_path, NULL};
-        spawn(d, argv, extra_env, fds, n_fds);
+        daemon_exec_argv(d, argv, extra_env, fds, n_fds);
 }
 
 static const char *socket_activate_path(void) {
@@ -216,7 +93,7 @@ static void spawn_activated(Daemon *d, const char *const pre_args[]) {
         argv[argc++] = (char *)"-c";
         argv[argc++] = d->conf_path;
         argv[argc] = NULL;
-        spawn(d, argv, NULL, NULL, 0);
+        daemon_exec_argv(d, argv, NULL, NULL, 0);
 }
 
 static uint16_t other_free_port(uint16_t not_this) {
@@ -227,30 +104,28 @@ static uint16_t other_free_port(uint16_t not_this) {
         }
 }
 
-/* A TCP socket listening on 127.0.0.1:port (port 0: any), CLOEXEC. */
-static int tcp_listener(uint16_t port) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        cr_assert(fd >= 0);
-        struct sockaddr_in a = {
-                .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0, "bind 127.0.0.1:%u: %s", port,
-                  strerror(errno));
-        cr_assert(listen(fd, 16) == 0);
-        return fd;
-}
-
-/* A TCP socket bound to 127.0.0.1:port but not listening: connections to
- * it are refused, and nobody else can bind the port meanwhile. -1 when the
- * port is taken. */
+/* A TCP socket bound to 127.0.0.1:port (port 0: any) but not listening:
+ * connections to it are refused, and nobody else can bind the port
+ * meanwhile. CLOEXEC. -1 (errno set) when the port is taken. */
 static int reserve_port(uint16_t port) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         cr_assert(fd >= 0);
         struct sockaddr_in a = {
                 .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+                int e = errno;
                 close(fd);
+                errno = e;
                 return -1;
         }
+        return fd;
+}
+
+/* A TCP socket listening on 127.0.0.1:port (port 0: any), CLOEXEC. */
+static int tcp_listener(uint16_t port) {
+        int fd = reserve_port(port);
+        cr_assert(fd >= 0, "bind 127.0.0.1:%u: %s", port, strerror(errno));
+        cr_assert(listen(fd, 16) == 0);
         return fd;
 }
 
@@ -423,6 +298,14 @@ static const char *notify_open(Daemon *d) {
         return nt.env;
 }
 
+/* Initialises d, opens the notify socket and runs the activator
+ * (start_activated) with NOTIFY_SOCKET passed on, on TCP or (datagram) UDP;
+ * returns the activator's port. */
+static uint16_t start_activated_notified(Daemon *d, bool datagram, int *reserved) {
+        daemon_init(d);
+        return start_activated(d, datagram, NULL, notify_open(d), NULL, reserved);
+}
+
 static void notify_reset(void) {
         pthread_mutex_lock(&nt.lock);
         nt.n = nt.lost = 0;
@@ -443,26 +326,15 @@ static void notify_close(void) {
         nt.n = 0;
 }
 
-/* True when one line of text starts with prefix. */
-static bool has_line(const char *text, const char *prefix) {
-        size_t pl = strlen(prefix);
-        for (const char *p = text; p && *p;) {
-                if (strncmp(p, prefix, pl) == 0)
-                        return true;
-                p = strchr(p, '\n');
-                if (p)
-                        p++;
-        }
-        return false;
-}
-
-/* The value of the line "NAME=..." of text (up to the LF) in buf, or false. */
+/* True when one line of text starts with name_eq; its value (the rest of
+ * the line, up to the LF) then goes to buf unless buf is NULL. */
 static bool line_value(const char *text, const char *name_eq, char *buf, size_t size) {
         size_t nl = strlen(name_eq);
         for (const char *p = text; p && *p;) {
                 if (strncmp(p, name_eq, nl) == 0) {
                         size_t l = strcspn(p + nl, "\n");
-                        snprintf(buf, size, "%.*s", (int)l, p + nl);
+                        if (buf)
+                                snprintf(buf, size, "%.*s", (int)l, p + nl);
                         return true;
                 }
                 p = strchr(p, '\n');
@@ -470,6 +342,11 @@ static bool line_value(const char *text, const char *name_eq, char *buf, size_t 
                         p++;
         }
         return false;
+}
+
+/* True when one line of text starts with prefix. */
+static bool has_line(const char *text, const char *prefix) {
+        return line_value(text, prefix, NULL, 0);
 }
 
 static size_t notify_count(void) {
@@ -551,6 +428,22 @@ static size_t notify_count_lines(size_t from, const char *prefix) {
                 }                                                                                           \
         } while (0)
 
+/* Initialises d, opens the notify socket, starts the daemon (conf_text)
+ * with NOTIFY_SOCKET plus extra_env (≤ 4, NULL-terminated, may be NULL) and
+ * waits ≤ 5 s for READY=1; returns the cursor past it. */
+static size_t start_notified(Daemon *d, const char *conf_text, const char *const extra_env[]) {
+        daemon_init(d);
+        const char *env[6] = {notify_open(d)};
+        for (size_t i = 0; extra_env && extra_env[i]; i++) {
+                cr_assert(i < 4);
+                env[i + 1] = extra_env[i];
+        }
+        start_daemon(d, conf_text, env);
+        size_t cur = 0;
+        assert_notify(&cur, "READY=1", 5000, NULL);
+        return cur;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Small assertions                                                          */
 
@@ -612,6 +505,15 @@ static void assert_log(Daemon *d, const char *const needles[], int timeout_ms) {
         }
 }
 
+/* The log has the error line that passed file descriptor fd is not a
+ * listening stream socket, naming fd. */
+static void assert_not_a_stream_socket(Daemon *d, long fd) {
+        const char *err[] = {"error: ", "not a listening stream socket", NULL};
+        assert_log(d, err, 0);
+        cr_assert(log_line_has_number(d, "not a listening stream socket", fd),
+                  "the error line does not name file descriptor %ld", fd);
+}
+
 /* ------------------------------------------------------------------------ */
 /* 1. Socket activation                                                      */
 
@@ -620,10 +522,8 @@ static void assert_log(Daemon *d, const char *const needles[], int timeout_ms) {
  * not bound; readiness and stop work the same. */
 Test(systemd, activation_serves_the_triggering_connection) {
         Daemon d;
-        daemon_init(&d);
-        const char *notify_env = notify_open(&d);
         int reserved;
-        uint16_t port = start_activated(&d, false, NULL, notify_env, NULL, &reserved);
+        uint16_t port = start_activated_notified(&d, false, &reserved);
 
         /* Nothing has run the daemon yet: no READY=1 before the first
          * connection (checks the set-up: the next connection is the
@@ -712,10 +612,8 @@ Test(systemd, activation_tcp_and_unix_relay_to_each_other) {
  * a clear error, no READY=1, and STATUS= + ERRNO= for the manager. */
 Test(systemd, activation_with_a_datagram_socket_fails) {
         Daemon d;
-        daemon_init(&d);
-        const char *notify_env = notify_open(&d);
         int reserved;
-        uint16_t port = start_activated(&d, true, NULL, notify_env, NULL, &reserved);
+        uint16_t port = start_activated_notified(&d, true, &reserved);
 
         /* Knock until the activator execs the daemon (and it exits). */
         int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -734,10 +632,7 @@ Test(systemd, activation_with_a_datagram_socket_fails) {
                      "(-1: still running); log:\n%s",
                      st, log);
         free(log);
-        const char *err[] = {"error: ", "not a listening stream socket", NULL};
-        assert_log(&d, err, 0);
-        cr_assert(log_line_has_number(&d, "not a listening stream socket", 3),
-                  "the error line does not name file descriptor 3");
+        assert_not_a_stream_socket(&d, 3);
 
         size_t cur = 0;
         NotifyMsg m;
@@ -756,7 +651,7 @@ Test(systemd, activation_with_a_datagram_socket_fails) {
 Test(systemd, passed_fds_that_are_not_listening_stream_sockets_are_fatal) {
         Daemon d;
         daemon_init(&d);
-        daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n");
+        daemon_write_conf(&d, INFO_CONF);
 
         char file[128];
         snprintf(file, sizeof file, "%s/regular-file", d.dir);
@@ -766,30 +661,23 @@ Test(systemd, passed_fds_that_are_not_listening_stream_sockets_are_fatal) {
         spawn_daemon(&d, env1, &f, 1);
         expect_exit(&d, 1, 5000);
         close(f);
-        const char *err[] = {"error: ", "not a listening stream socket", NULL};
-        assert_log(&d, err, 0);
-        cr_assert(log_line_has_number(&d, "not a listening stream socket", 3),
-                  "the error line does not name file descriptor 3");
+        assert_not_a_stream_socket(&d, 3);
         cr_assert(!daemon_log_contains(&d, "listening on", 0),
                   "the daemon bound 'listen' although sockets were passed");
         daemon_stop(&d);
 
         daemon_init(&d);
-        daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n");
+        daemon_write_conf(&d, INFO_CONF);
         int good = tcp_listener(0);
-        int bad = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        cr_assert(bad >= 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        cr_assert(bind(bad, (struct sockaddr *)&a, sizeof a) == 0);
+        int bad = reserve_port(0); /* bound, not listening */
+        cr_assert(bad >= 0, "bind 127.0.0.1:0: %s", strerror(errno));
         int fds[] = {good, bad};
         const char *env2[] = {"LISTEN_FDS=2", "LISTEN_PID=@SELF@", NULL};
         spawn_daemon(&d, env2, fds, 2);
         expect_exit(&d, 1, 5000);
         close(good);
         close(bad);
-        assert_log(&d, err, 0);
-        cr_assert(log_line_has_number(&d, "not a listening stream socket", 4),
-                  "the error line does not name file descriptor 4");
+        assert_not_a_stream_socket(&d, 4);
         daemon_stop(&d);
 }
 
@@ -889,7 +777,7 @@ Test(systemd, config_error_sends_status_and_errno) {
         Daemon d;
         daemon_init(&d);
         const char *notify_env = notify_open(&d);
-        daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\"];\nno_such_setting = 1;\n");
+        daemon_write_conf(&d, BAD_CONF);
         const char *env[] = {notify_env, NULL};
         spawn_daemon(&d, env, NULL, 0);
         expect_exit(&d, 78, 5000);
@@ -910,12 +798,7 @@ Test(systemd, config_error_sends_status_and_errno) {
  * refresh. */
 Test(systemd, status_follows_clients_and_messages) {
         Daemon d;
-        daemon_init(&d);
-        const char *notify_env = notify_open(&d);
-        const char *env[] = {notify_env, NULL};
-        start_daemon(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n", env);
-        size_t cur = 0;
-        assert_notify(&cur, "READY=1", 5000, NULL);
+        size_t cur = start_notified(&d, INFO_CONF, NULL);
         assert_notify(&cur,
                       "STATUS=Relaying: 0 clients, 0 messages relayed, 0 dropped, "
                       "0 slow-client disconnects",
@@ -943,12 +826,7 @@ Test(systemd, status_follows_clients_and_messages) {
 /* SIGTERM: STOPPING=1, then exit 0. */
 Test(systemd, sigterm_sends_stopping) {
         Daemon d;
-        daemon_init(&d);
-        const char *notify_env = notify_open(&d);
-        const char *env[] = {notify_env, NULL};
-        start_daemon(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n", env);
-        size_t cur = 0;
-        assert_notify(&cur, "READY=1", 5000, NULL);
+        size_t cur = start_notified(&d, INFO_CONF, NULL);
         cr_assert_eq(notify_count_lines(0, "STOPPING=1"), 0, "STOPPING=1 before any signal");
         daemon_signal(&d, SIGTERM);
         assert_notify(&cur, "STOPPING=1", 3000, NULL);
@@ -966,12 +844,7 @@ static uint64_t mono_usec(void) {
  * reload), then READY=1; also when the new file is invalid. */
 Test(systemd, sighup_sends_reloading_then_ready) {
         Daemon d;
-        daemon_init(&d);
-        const char *notify_env = notify_open(&d);
-        const char *env[] = {notify_env, NULL};
-        start_daemon(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n", env);
-        size_t cur = 0;
-        assert_notify(&cur, "READY=1", 5000, NULL);
+        size_t cur = start_notified(&d, INFO_CONF, NULL);
 
         uint64_t t0 = mono_usec();
         daemon_signal(&d, SIGHUP);
@@ -1012,12 +885,8 @@ Test(systemd, sighup_sends_reloading_then_ready) {
  * readers. */
 Test(systemd, watchdog_pings_in_time_under_load) {
         Daemon d;
-        daemon_init(&d);
-        const char *notify_env = notify_open(&d);
-        const char *env[] = {notify_env, "WATCHDOG_USEC=200000", "WATCHDOG_PID=@SELF@", NULL};
-        start_daemon(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"notice\";\n", env);
-        size_t cur = 0;
-        assert_notify(&cur, "READY=1", 5000, NULL);
+        const char *extra[] = {"WATCHDOG_USEC=200000", "WATCHDOG_PID=@SELF@", NULL};
+        start_notified(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"notice\";\n", extra);
 
         int r1 = client_connect(d.port);
         int r2 = client_connect(d.port);
@@ -1081,12 +950,8 @@ Test(systemd, watchdog_pings_in_time_under_load) {
 /* WATCHDOG_PID names another process: the watchdog is not for the daemon. */
 Test(systemd, watchdog_off_when_watchdog_pid_is_another_process) {
         Daemon d;
-        daemon_init(&d);
-        const char *notify_env = notify_open(&d);
-        const char *env[] = {notify_env, "WATCHDOG_USEC=200000", "WATCHDOG_PID=1", NULL};
-        start_daemon(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n", env);
-        size_t cur = 0;
-        assert_notify(&cur, "READY=1", 5000, NULL);
+        const char *extra[] = {"WATCHDOG_USEC=200000", "WATCHDOG_PID=1", NULL};
+        start_notified(&d, INFO_CONF, extra);
         harness_sleep_ms(700);
         cr_assert_eq(notify_count_lines(0, "WATCHDOG=1"), 0,
                      "WATCHDOG=1 sent although WATCHDOG_PID is another process");
@@ -1151,47 +1016,72 @@ static void run_oversize_and_stop(Daemon *d) {
 
 #define JOURNAL_CONF "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\nmax_message_bytes = 64;\n"
 
+/* "JOURNAL_STREAM=DEV:INO" of st, its device number plus dev_offset. */
+static void format_journal_stream(char *js, size_t size, const struct stat *st, unsigned dev_offset) {
+        snprintf(js, size, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st->st_dev + dev_offset,
+                 (unsigned long long)st->st_ino);
+}
+
+/* Starts the daemon (JOURNAL_CONF) with JOURNAL_STREAM naming st, makes it
+ * warn (run_oversize_and_stop), and checks the format of every line
+ * (check_log_format(d, journal)), of which there are at least 4. */
+static void run_oversize_with_stream(Daemon *d, const struct stat *st, bool journal) {
+        char js[96];
+        format_journal_stream(js, sizeof js, st, 0);
+        const char *env[] = {js, NULL};
+        start_daemon(d, JOURNAL_CONF, env);
+        run_oversize_and_stop(d);
+        cr_assert(check_log_format(d, journal) >= 4);
+}
+
+/* The oversize warning is in the log, at the start of its line, after
+ * prefix. */
+static void assert_warning_starts_with(Daemon *d, const char *prefix) {
+        const char *warning[] = {prefix, "max_message_bytes", NULL};
+        assert_log(d, warning, 0);
+        char *t = daemon_log_text(d);
+        bool warn_first = false;
+        for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n"))
+                if (strstr(line, "max_message_bytes") && strncmp(line, prefix, strlen(prefix)) == 0)
+                        warn_first = true;
+        free(t);
+        cr_assert(warn_first, "the oversize warning does not start with \"%s\"", prefix);
+}
+
+/* In d, initialised anew: a bad configuration, with JOURNAL_STREAM naming
+ * d's log file (its device number plus dev_offset); expects exit 78 and
+ * checks the format of every line (check_log_format(d, journal)). */
+static void run_bad_config_with_stream(Daemon *d, unsigned dev_offset, bool journal) {
+        daemon_init(d);
+        daemon_write_conf(d, BAD_CONF);
+        struct stat st;
+        stat_path(d->log_path, &st);
+        char js[96];
+        format_journal_stream(js, sizeof js, &st, dev_offset);
+        const char *env[] = {js, NULL};
+        spawn_daemon(d, env, NULL, 0);
+        expect_exit(d, 78, 5000);
+        check_log_format(d, journal);
+}
+
 /* JOURNAL_STREAM = stderr's dev:ino: every line starts with its syslog
  * priority; notice <5>, info <6>, warning <4>, error <3>. */
 Test(systemd, journal_stream_lines_carry_priorities) {
         Daemon d;
         daemon_init(&d);
-        daemon_write_conf(&d, JOURNAL_CONF);
         struct stat st;
         stat_path(d.log_path, &st);
-        char js[96];
-        snprintf(js, sizeof js, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
-                 (unsigned long long)st.st_ino);
-        const char *env[] = {js, NULL};
-        start_daemon(&d, JOURNAL_CONF, env);
-        run_oversize_and_stop(&d);
-
-        cr_assert(check_log_format(&d, true) >= 4);
+        run_oversize_with_stream(&d, &st, true);
         const char *notice[] = {"<5>", "listening on", NULL};
         const char *info[] = {"<6>", "connected from", NULL};
-        const char *warning[] = {"<4>", "max_message_bytes", NULL};
         assert_log(&d, notice, 0);
         assert_log(&d, info, 0);
-        assert_log(&d, warning, 0);
         /* ... and at the start of the line, not just somewhere in it. */
-        char *t = daemon_log_text(&d);
-        bool warn_first = false;
-        for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n"))
-                if (strstr(line, "max_message_bytes") && strncmp(line, "<4>", 3) == 0)
-                        warn_first = true;
-        free(t);
-        cr_assert(warn_first, "the oversize warning does not start with <4>");
+        assert_warning_starts_with(&d, "<4>");
         daemon_stop(&d);
 
         /* An error: a bad configuration. */
-        daemon_init(&d);
-        daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\"];\nno_such_setting = 1;\n");
-        stat_path(d.log_path, &st);
-        snprintf(js, sizeof js, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
-                 (unsigned long long)st.st_ino);
-        spawn_daemon(&d, env, NULL, 0);
-        expect_exit(&d, 78, 5000);
-        check_log_format(&d, true);
+        run_bad_config_with_stream(&d, 0, true);
         const char *error[] = {"<3>", "no_such_setting", NULL};
         assert_log(&d, error, 0);
         daemon_stop(&d);
@@ -1202,40 +1092,18 @@ Test(systemd, journal_stream_lines_carry_priorities) {
 Test(systemd, journal_stream_elsewhere_gives_plain_lines) {
         Daemon d;
         daemon_init(&d);
-        daemon_write_conf(&d, JOURNAL_CONF);
         char other[128];
         snprintf(other, sizeof other, "%s/other-file", d.dir);
         struct stat st, mine;
         stat_path(other, &st);
         stat_path(d.log_path, &mine);
         cr_assert(st.st_ino != mine.st_ino);
-        char js[96];
-        snprintf(js, sizeof js, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
-                 (unsigned long long)st.st_ino);
-        const char *env[] = {js, NULL};
-        start_daemon(&d, JOURNAL_CONF, env);
-        run_oversize_and_stop(&d);
-        cr_assert(check_log_format(&d, false) >= 4);
-        const char *warning[] = {"warning: ", "max_message_bytes", NULL};
-        assert_log(&d, warning, 0);
-        char *t = daemon_log_text(&d);
-        bool warn_first = false;
-        for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n"))
-                if (strstr(line, "max_message_bytes") && strncmp(line, "warning: ", 9) == 0)
-                        warn_first = true;
-        free(t);
-        cr_assert(warn_first, "the oversize warning does not start with \"warning: \"");
+        run_oversize_with_stream(&d, &st, false);
+        assert_warning_starts_with(&d, "warning: ");
         daemon_stop(&d);
 
         /* Right inode, wrong device. */
-        daemon_init(&d);
-        daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\"];\nno_such_setting = 1;\n");
-        stat_path(d.log_path, &mine);
-        snprintf(js, sizeof js, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)mine.st_dev + 1,
-                 (unsigned long long)mine.st_ino);
-        spawn_daemon(&d, env, NULL, 0);
-        expect_exit(&d, 78, 5000);
-        check_log_format(&d, false);
+        run_bad_config_with_stream(&d, 1, false);
         char *log = daemon_log_text(&d);
         cr_assert(strncmp(log, "error: ", 7) == 0 && strstr(log, "no_such_setting"),
                   "expected a plain \"error: \" line naming the setting, got:\n%s", log);
