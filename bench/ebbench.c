@@ -80,6 +80,7 @@ typedef struct Options {
         uint32_t backlog;       /* connections left waiting for accept() at most */
         pid_t server_pid;
         bool quiet;
+        bool foreign;           /* line protocol: skip lines that are not ours */
 } Options;
 
 static Options opt = {
@@ -100,7 +101,7 @@ static char *template_frame;    /* one data frame as a subscriber receives it */
 static size_t frame_len, frame_header_len, payload_len;
 static char *publish_frame;     /* one data frame as a publisher sends it */
 static size_t publish_len, publish_header_len;
-static uint64_t errors, deliveries;
+static uint64_t errors, deliveries, foreign_lines;
 static char first_error[256];
 
 /* Latency histogram: 32 linear steps per power of two (≈3 % resolution). */
@@ -430,6 +431,8 @@ static size_t subscriber_control(Conn *c, const char *buf, size_t avail) {
         case PROTO_LINE:
                 if (len == strlen(SYNC_LINE) && memcmp(buf, SYNC_LINE, len) == 0)
                         c->ready = true;
+                else if (opt.foreign)
+                        foreign_lines++;
                 else
                         fail("subscriber %u: unexpected line of %zu bytes", c->idx, len);
                 return len;
@@ -741,6 +744,8 @@ static void usage(FILE *f) {
               "      --pid=PID                  the server's PID, for its CPU time and RSS\n"
               "      --backlog=N                with --pid: at most N connections waiting for\n"
               "                                 the server to accept them (default 256)\n"
+              "      --foreign                  line protocol: skip other clients' lines (shorter\n"
+              "                                 than 4 KiB) instead of failing on them\n"
               "  -q, --quiet                    only the RESULT line\n"
               "  -h, --help\n\n"
               "Exit status: 0 when every message arrived exactly once, whole and in order;\n"
@@ -764,7 +769,7 @@ static void parse_options(int argc, char **argv) {
                 {"messages", required_argument, NULL, 'm'}, {"duration", required_argument, NULL, 'd'},
                 {"rate", required_argument, NULL, 'r'}, {"window", required_argument, NULL, 'w'},
                 {"idle", required_argument, NULL, 'i'}, {"pid", required_argument, NULL, 'I'},
-                {"backlog", required_argument, NULL, 'B'},
+                {"backlog", required_argument, NULL, 'B'}, {"foreign", no_argument, NULL, 'F'},
                 {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {0},
         };
         int ch;
@@ -795,6 +800,7 @@ static void parse_options(int argc, char **argv) {
                 case 'B': opt.backlog = (uint32_t)parse_number(optarg, "--backlog", 1, 65535); break;
                 case 'I': opt.server_pid = (pid_t)parse_number(optarg, "--pid", 1, INT_MAX); break;
                 case 'q': opt.quiet = true; break;
+                case 'F': opt.foreign = true; break;
                 case 'h': usage(stdout); exit(0);
                 default: usage(stderr); exit(2);
                 }
@@ -864,10 +870,10 @@ int main(int argc, char **argv) {
         }
         printf("RESULT mode=%s proto=%s subs=%u pubs=%u bytes=%u sent=%" PRIu64 " deliveries=%" PRIu64
                " seconds=%.4f dps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f lost=%" PRIu64
-               " errors=%" PRIu64 " cpu_s=%.3f cpu_s_per_M=%.4f rss_kib=%ld\n",
+               " errors=%" PRIu64 " foreign=%" PRIu64 " cpu_s=%.3f cpu_s_per_M=%.4f rss_kib=%ld\n",
                opt.rate > 0 ? "rate" : "full", proto_name(opt.proto), opt.subscribers, opt.publishers, opt.bytes,
                r.sent, deliveries, r.seconds, dps, hist_percentile_us(50), hist_percentile_us(99),
-               hist_percentile_us(99.9), (double)lat_max / 1000.0, r.lost, errors,
+               hist_percentile_us(99.9), (double)lat_max / 1000.0, r.lost, errors, foreign_lines,
                opt.server_pid ? r.cpu_seconds : 0.0, opt.server_pid ? cpu_per_m : 0.0,
                opt.server_pid ? r.rss_kib : 0L);
         return r.lost || errors ? 1 : 0;
