@@ -51,6 +51,8 @@ typedef enum Proto { PROTO_LINE, PROTO_RESP, PROTO_NATS } Proto;
 #define CHANNEL "eb"
 /* A server that has not taken every connection by then never will. */
 #define SETUP_TIMEOUT_NS (20 * 1000000000ull)
+/* No delivery for this long after sending ended: what is missing is lost. */
+#define STALL_TIMEOUT_NS (5 * 1000000000ull)
 
 typedef struct Conn {
         int fd;
@@ -627,12 +629,10 @@ static Result run_traffic(void) {
         uint64_t t0 = now_ns(), send_end = t0 + (uint64_t)(opt.duration * 1e9), t_last = t0;
         uint64_t total_sent = 0;
         bool sending = true;
-        uint64_t drain_deadline = 0;
         for (;;) {
                 uint64_t t = now_ns();
                 if (sending && (t >= send_end || (opt.messages && total_sent >= opt.messages * opt.publishers))) {
                         sending = false;
-                        drain_deadline = t + 10 * 1000000000ull;
                 }
                 uint64_t due = UINT64_MAX;
                 if (sending && opt.rate > 0) {
@@ -664,7 +664,9 @@ static Result run_traffic(void) {
                         for (uint32_t s = 0; s < opt.subscribers; s++)
                                 for (uint32_t pi = 0; !subs[s].closed && pi < opt.publishers; pi++)
                                         missing += pubs[pi].sent - next_seq[(size_t)s * opt.publishers + pi];
-                        if (missing == 0 || t >= drain_deadline)
+                        /* Slow servers get all the time they need; a stalled one
+                         * is given up on (and its missing messages are lost). */
+                        if (missing == 0 || t >= (t_last > send_end ? t_last : send_end) + STALL_TIMEOUT_NS)
                                 break;
                 }
                 uint64_t before = deliveries;
