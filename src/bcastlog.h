@@ -16,7 +16,7 @@
 /* Sender id that matches no client: pass it as 'skip' to skip nothing. */
 #define BCASTLOG_NO_SENDER UINT64_MAX
 /* Bytes per block, header and run table included. */
-#define BCASTLOG_BLOCK_SIZE (16 * 1024)
+#define BCASTLOG_BLOCK_SIZE ((size_t)16 * 1024)
 
 typedef struct BcastLog BcastLog;
 typedef struct LogBlock LogBlock;

@@ -34,7 +34,7 @@ typedef struct Client {
 
 /* Largest write handed to one sendmsg(): enough to batch, small enough that
  * one client cannot monopolise a round. */
-#define CLIENT_FLUSH_MAX_BYTES (256 * 1024)
+#define CLIENT_FLUSH_MAX_BYTES ((size_t)256 * 1024)
 
 int client_new(Client **ret, uint64_t id, const struct sockaddr *peer, socklen_t peer_len);
 /* Frees the client's buffers; the cursor must have been released and the fd

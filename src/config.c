@@ -39,7 +39,7 @@
 #include "util.h"
 
 /* A configuration file larger than this is surely not one. */
-#define CONFIG_FILE_MAX (1024 * 1024)
+#define CONFIG_FILE_MAX (1024L * 1024)
 
 static bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
@@ -61,12 +61,12 @@ typedef enum Key {
         KEY_TCP_KEEPALIVE,
         KEY_SHUTDOWN_TIMEOUT,
         KEY_LOG_LEVEL,
-        _KEY_MAX,
-        _KEY_INVALID = -1,
+        N_KEYS,
+        KEY_INVALID = -1,
 } Key;
 
 /* The allow-list: every setting the file may contain. */
-static const char *const key_names[_KEY_MAX] = {
+static const char *const key_names[N_KEYS] = {
         [KEY_LISTEN] = "listen",
         [KEY_MAX_CLIENTS] = "max_clients",
         [KEY_MAX_MESSAGE_BYTES] = "max_message_bytes",
@@ -113,10 +113,10 @@ const char *log_level_to_string(LogLevel l) {
 }
 
 static Key key_from_name(const char *name, size_t len) {
-        for (size_t k = 0; k < _KEY_MAX; k++)
+        for (size_t k = 0; k < N_KEYS; k++)
                 if (strlen(key_names[k]) == len && memcmp(key_names[k], name, len) == 0)
                         return (Key)k;
-        return _KEY_INVALID;
+        return KEY_INVALID;
 }
 
 Config *config_free(Config *c) {
@@ -255,7 +255,7 @@ static const char *escape_byte(unsigned char ch, char tmp[static 5]) {
                 break;
         }
         if (ch < 0x20 || ch == 0x7f) {
-                snprintf(tmp, 5, "\\x%02x", ch);
+                (void)snprintf(tmp, 5, "\\x%02x", ch);
                 return tmp;
         }
         tmp[0] = (char)ch;
@@ -266,10 +266,10 @@ static const char *escape_byte(unsigned char ch, char tmp[static 5]) {
 static void fput_quoted(const char *s, FILE *f) {
         char tmp[5];
 
-        fputc('"', f);
+        (void)fputc('"', f);
         for (; *s; s++)
-                fputs(escape_byte((unsigned char)*s, tmp), f);
-        fputc('"', f);
+                (void)fputs(escape_byte((unsigned char)*s, tmp), f);
+        (void)fputc('"', f);
 }
 
 /* Quotes and escapes s into buf for an error message (one line, bounded). */
@@ -314,7 +314,7 @@ typedef struct IntOverflow {
 } IntOverflow;
 
 typedef struct SourceFacts {
-        IntOverflow overflow[_KEY_MAX];
+        IntOverflow overflow[N_KEYS];
         unsigned listen_lines[CONFIG_LISTEN_MAX]; /* 0: not known */
 } SourceFacts;
 
@@ -435,7 +435,7 @@ static void scan_number(Scanner *s, bool *ret_overflow) {
 
 static void scan_source(const char *text, size_t len, SourceFacts *ret) {
         Scanner s = {.p = text, .end = text + len, .line = 1};
-        Key current = _KEY_INVALID; /* the root setting being read */
+        Key current = KEY_INVALID; /* the root setting being read */
         bool want_element = false;
         size_t element = 0;
         int depth = 0;
@@ -479,7 +479,7 @@ static void scan_source(const char *text, size_t len, SourceFacts *ret) {
                         bool overflow;
 
                         scan_number(&s, &overflow);
-                        if (overflow && current != _KEY_INVALID && !ret->overflow[current].seen) {
+                        if (overflow && current != KEY_INVALID && !ret->overflow[current].seen) {
                                 IntOverflow *o = &ret->overflow[current];
                                 size_t n = (size_t)(s.p - lit);
 
@@ -487,8 +487,8 @@ static void scan_source(const char *text, size_t len, SourceFacts *ret) {
                                 if (n < sizeof(o->text))
                                         memcpy(o->text, lit, n);
                                 else
-                                        snprintf(o->text, sizeof(o->text), "%.*s...",
-                                                 (int)sizeof(o->text) - 4, lit);
+                                        (void)snprintf(o->text, sizeof(o->text), "%.*s...",
+                                                       (int)sizeof(o->text) - 4, lit);
                         }
                 } else {
                         if (c == '{' || c == '[' || c == '(') {
@@ -521,7 +521,7 @@ _printf_(3, 4) static int load_error(LoadContext *ctx, int r, const char *fmt, .
 
         if (ctx->errbuf && ctx->errlen > 0) {
                 va_start(ap, fmt);
-                vsnprintf(ctx->errbuf, ctx->errlen, fmt, ap);
+                (void)vsnprintf(ctx->errbuf, ctx->errlen, fmt, ap);
                 va_end(ap);
         }
         return r;
@@ -535,7 +535,8 @@ static const char *source_path(LoadContext *ctx, const char *file, char *buf, si
                 return ctx->path;
         if (file[0] == '/' || streq(ctx->dir, "."))
                 return file;
-        snprintf(buf, size, "%s/%s", ctx->dir, file);
+        /* A path libconfig could open fits; a longer one only names the file in a message. */
+        (void)snprintf(buf, size, "%s/%s", ctx->dir, file);
         return buf;
 }
 
@@ -547,7 +548,7 @@ _printf_(5, 0) static int setting_verror(LoadContext *ctx, const config_setting_
                                          Key key, const char *fmt, va_list ap) {
         char msg[512];
 
-        vsnprintf(msg, sizeof(msg), fmt, ap);
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
         return load_error(ctx, -EINVAL, "%s:%u: setting '%s': %s",
                           SOURCE_PATH(ctx, config_setting_source_file(where)),
                           line ?: (unsigned)config_setting_source_line(where), key_names[key], msg);
@@ -630,7 +631,7 @@ static int read_config_file(LoadContext *ctx, const char *path, bool missing_ok,
         if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
                 return load_error(ctx, -EINVAL, "%s: not a regular file", path);
         if (st.st_size > CONFIG_FILE_MAX)
-                return load_error(ctx, -EFBIG, "%s: larger than %d bytes, not a configuration file", path,
+                return load_error(ctx, -EFBIG, "%s: larger than %ld bytes, not a configuration file", path,
                                   CONFIG_FILE_MAX);
 
         cap = (size_t)st.st_size + 2;
@@ -646,10 +647,11 @@ static int read_config_file(LoadContext *ctx, const char *path, bool missing_ok,
 
                         if (cap > CONFIG_FILE_MAX)
                                 return load_error(ctx, -EFBIG,
-                                                  "%s: larger than %d bytes, not a configuration file", path,
+                                                  "%s: larger than %ld bytes, not a configuration file", path,
                                                   CONFIG_FILE_MAX);
                         nbuf = realloc(buf, cap * 2);
                         if (!nbuf)
+                                /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc): _cleanup_free_ frees buf; clang-tidy 14 does not model __attribute__((cleanup)) */
                                 return load_error(ctx, -ENOMEM, "%s: out of memory", path);
                         buf = nbuf;
                         cap *= 2;
@@ -681,7 +683,7 @@ static int read_config_file(LoadContext *ctx, const char *path, bool missing_ok,
 static int source_facts(LoadContext *ctx, const config_setting_t *s, Key key, SourceFacts *ret) {
         const char *file = config_setting_source_file(s), *path;
         _cleanup_free_ char *text = NULL;
-        size_t len;
+        size_t len = 0;
         int r;
 
         if (!file) {
@@ -700,7 +702,7 @@ static int source_facts(LoadContext *ctx, const config_setting_t *s, Key key, So
 
 static int load_int(LoadContext *ctx, const config_setting_t *s, Key key, long long min, long long max,
                     long long *ret) {
-        SourceFacts facts;
+        SourceFacts facts = {};
         long long v;
         int r;
 
@@ -872,8 +874,8 @@ static int load_listen(LoadContext *ctx, const config_setting_t *s, Config *c) {
 }
 
 static int load_setting(LoadContext *ctx, const config_setting_t *s, Key key, Config *c) {
-        long long v;
-        size_t idx;
+        long long v = 0;
+        size_t idx = 0;
         int r;
 
         switch (key) {
@@ -918,8 +920,8 @@ static int load_setting(LoadContext *ctx, const config_setting_t *s, Key key, Co
                 if (r >= 0)
                         c->log_level = (LogLevel)(LOG_LEVEL_ERROR + (int)idx);
                 return r;
-        case _KEY_MAX:
-        case _KEY_INVALID:
+        case N_KEYS:
+        case KEY_INVALID:
                 break;
         }
         return -EINVAL;
@@ -932,12 +934,12 @@ static void config_destroyp(config_t *lc) {
 int config_load(const char *path, bool must_exist, Config **ret, bool *ret_used_defaults, char *errbuf,
                 size_t errlen) {
         LoadContext ctx = {.path = path, .errbuf = errbuf, .errlen = errlen};
-        const config_setting_t *seen[_KEY_MAX] = {};
+        const config_setting_t *seen[N_KEYS] = {};
         _cleanup_config_ Config *c = NULL;
         _cleanup_free_ char *text = NULL, *dir = NULL;
         const config_setting_t *root;
         const char *slash;
-        size_t len;
+        size_t len = 0;
         int r, n;
 
         if (!path || !ret)
@@ -992,7 +994,7 @@ int config_load(const char *path, bool must_exist, Config **ret, bool *ret_used_
                 const char *name = config_setting_name(s);
                 Key key = key_from_name(name, strlen(name));
 
-                if (key == _KEY_INVALID)
+                if (key == KEY_INVALID)
                         return load_error(&ctx, -EINVAL, "%s:%u: unknown setting '%s'",
                                           SOURCE_PATH(&ctx, config_setting_source_file(s)),
                                           (unsigned)config_setting_source_line(s), name);
@@ -1023,17 +1025,18 @@ int config_load(const char *path, bool must_exist, Config **ret, bool *ret_used_
 
 /* ---- Printing ----------------------------------------------------------- */
 
+/* A write error stays on 'f' (ferror): the caller checks it once at the end. */
 void config_print(const Config *c, FILE *f) {
         const char *s;
 
-        fputs("# epoll-broadcaster: effective settings (libconfig syntax)\n", f);
+        (void)fputs("# epoll-broadcaster: effective settings (libconfig syntax)\n", f);
 
-        fputs("listen = [ ", f);
+        (void)fputs("listen = [ ", f);
         for (size_t i = 0; i < c->n_listen; i++) {
                 char buf[ADDR_STR_MAX];
 
                 if (i > 0)
-                        fputs(", ", f);
+                        (void)fputs(", ", f);
                 if (c->listen_str[i])
                         fput_quoted(c->listen_str[i], f);
                 else {
@@ -1041,21 +1044,21 @@ void config_print(const Config *c, FILE *f) {
                         fput_quoted(buf, f);
                 }
         }
-        fprintf(f, " ];%s\n", c->listen_is_default ? " # built-in default" : "");
+        (void)fprintf(f, " ];%s\n", c->listen_is_default ? " # built-in default" : "");
 
-        fprintf(f, "max_clients = %" PRIu32 ";\n", c->max_clients);
-        fprintf(f, "max_message_bytes = %" PRIu32 ";\n", c->max_message_bytes);
+        (void)fprintf(f, "max_clients = %" PRIu32 ";\n", c->max_clients);
+        (void)fprintf(f, "max_message_bytes = %" PRIu32 ";\n", c->max_message_bytes);
         /* libconfig 1.5 needs the L suffix past INT_MAX. */
-        fprintf(f, "max_queue_bytes = %" PRIu64 "%s;\n", c->max_queue_bytes,
-                c->max_queue_bytes > INT_MAX ? "L" : "");
+        (void)fprintf(f, "max_queue_bytes = %" PRIu64 "%s;\n", c->max_queue_bytes,
+                      c->max_queue_bytes > INT_MAX ? "L" : "");
         s = slow_client_policy_to_string(c->slow_client);
-        fprintf(f, "slow_client = \"%s\";\n", s ?: "invalid");
-        fprintf(f, "echo = %s;\n", c->echo ? "true" : "false");
-        fputs("prefix = ", f);
+        (void)fprintf(f, "slow_client = \"%s\";\n", s ?: "invalid");
+        (void)fprintf(f, "echo = %s;\n", c->echo ? "true" : "false");
+        (void)fputs("prefix = ", f);
         fput_quoted(c->prefix ?: "", f);
-        fputs(";\n", f);
-        fprintf(f, "tcp_keepalive = %" PRIu32 ";\n", c->tcp_keepalive);
-        fprintf(f, "shutdown_timeout = %" PRIu32 ";\n", c->shutdown_timeout);
+        (void)fputs(";\n", f);
+        (void)fprintf(f, "tcp_keepalive = %" PRIu32 ";\n", c->tcp_keepalive);
+        (void)fprintf(f, "shutdown_timeout = %" PRIu32 ";\n", c->shutdown_timeout);
         s = log_level_to_string(c->log_level);
-        fprintf(f, "log_level = \"%s\";\n", s ?: "invalid");
+        (void)fprintf(f, "log_level = \"%s\";\n", s ?: "invalid");
 }

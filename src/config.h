@@ -30,7 +30,7 @@ typedef enum LogLevel {
 #define CONFIG_MAX_CLIENTS_MIN 1
 #define CONFIG_MAX_CLIENTS_MAX 1000000
 #define CONFIG_MAX_MESSAGE_MIN 2
-#define CONFIG_MAX_MESSAGE_MAX (16 * 1024 * 1024)
+#define CONFIG_MAX_MESSAGE_MAX (16LL * 1024 * 1024)
 #define CONFIG_MAX_QUEUE_MIN 1024            /* and at least max_message_bytes */
 #define CONFIG_MAX_QUEUE_MAX (1024LL * 1024 * 1024)
 #define CONFIG_PREFIX_MAX 256                /* template length in bytes */

@@ -33,12 +33,26 @@ static bool log_to_journal_with_fields(int priority, const char *msg) {
 
 const char *log_last_error(void) { return last_error; }
 
+/* "DEVICE:INODE" in decimal; false when either is missing or out of range
+ * (sscanf's %llu would be undefined there). */
+static bool parse_journal_stream(const char *e, unsigned long long *ret_dev, unsigned long long *ret_ino) {
+        char *end;
+
+        errno = 0;
+        *ret_dev = strtoull(e, &end, 10);
+        if (errno != 0 || end == e || *end != ':')
+                return false;
+        e = end + 1;
+        *ret_ino = strtoull(e, &end, 10);
+        return errno == 0 && end != e;
+}
+
 void log_open(void) {
         const char *e = getenv("JOURNAL_STREAM");
         struct stat st;
         unsigned long long dev, ino;
 
-        to_journal = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+        to_journal = e && parse_journal_stream(e, &dev, &ino) && fstat(STDERR_FILENO, &st) == 0 &&
                      st.st_dev == dev && st.st_ino == ino;
         /* sd_journal_send() reports success when journald is absent. */
         journal_native = to_journal && access("/run/systemd/journal/socket", F_OK) == 0;
@@ -70,7 +84,7 @@ void log_fullv(int priority, const char *fmt, va_list ap) {
         size_t len = (size_t)n + (size_t)MAX(m, 0);
         len = MIN(len, sizeof(line) - 2);
         if (priority <= LOG_ERR)
-                snprintf(last_error, sizeof(last_error), "%.*s", (int)(len - (size_t)n), line + n);
+                (void)snprintf(last_error, sizeof(last_error), "%.*s", (int)(len - (size_t)n), line + n);
         if (journal_native && client_peer) {
                 line[len] = '\0';
                 if (log_to_journal_with_fields(priority, line + n))

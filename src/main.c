@@ -101,7 +101,7 @@ int main(int argc, char *argv[]) {
                         printf("epoll-broadcaster %s\n", PACKAGE_VERSION);
                         return EXIT_SUCCESS;
                 default:
-                        fprintf(stderr, "Try 'epoll-broadcaster --help' for more information.\n");
+                        (void)fprintf(stderr, "Try 'epoll-broadcaster --help' for more information.\n");
                         return EXIT_USAGE;
                 }
         }
@@ -129,6 +129,11 @@ int main(int argc, char *argv[]) {
                         printf("# %s does not exist: built-in defaults\n", config_path);
                 config_print(config, stdout);
                 config_free(config);
+                /* The settings were not printed if stdout failed (full disk, closed pipe). */
+                if (fflush(stdout) != 0 || ferror(stdout)) {
+                        log_error("cannot write the settings to stdout: %m");
+                        return EXIT_FAILURE;
+                }
                 return EXIT_SUCCESS;
         }
         log_set_max_priority((int)config->log_level);

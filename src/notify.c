@@ -25,7 +25,7 @@ void notify_status(const char *fmt, ...) {
         char buf[512];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(buf, sizeof(buf), fmt, ap);
+        (void)vsnprintf(buf, sizeof(buf), fmt, ap); /* a longer status is cut */
         va_end(ap);
         (void)sd_notifyf(0, "STATUS=%s", buf);
 }
@@ -34,7 +34,7 @@ void notify_failed(int error, const char *fmt, ...) {
         char buf[512];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(buf, sizeof(buf), fmt, ap);
+        (void)vsnprintf(buf, sizeof(buf), fmt, ap); /* a longer status is cut */
         va_end(ap);
         /* STATUS= is one line: keep the first. */
         buf[strcspn(buf, "\n")] = '\0';

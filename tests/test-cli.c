@@ -147,6 +147,21 @@ Test(cli, check_config_valid) {
         }
 }
 
+/* Settings that could not be printed are a failure, not "valid". */
+Test(cli, check_config_stdout_full) {
+        char *argv[] = { (char *)"-t", NULL };
+        Daemon d;
+        daemon_init(&d);
+        cr_assert(symlink("/dev/full", d.out_path) == 0, "symlink: %s", strerror(errno));
+        daemon_exec(&d, HEAD, argv);
+        int st = daemon_wait(&d, 5000);
+        char *log = daemon_log_text(&d);
+        cr_assert(st == 1, "-t with stdout on /dev/full: exit %d (want 1); stderr:\n%s", st, log);
+        cr_assert(strstr(log, "No space left on device"), "the error is not shown; stderr:\n%s", log);
+        free(log);
+        daemon_stop(&d);
+}
+
 Test(cli, check_config_invalid) {
         char *argv[] = { (char *)"--check-config", NULL };
         Daemon d;
