@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -44,10 +45,12 @@
 #define READ_BUFFER_SIZE (128 * 1024)
 #define READ_BUDGET 1           /* reads per client per round: bounds what a round adds */
 #define ACCEPT_BUDGET 256       /* accepts per listener per round */
+#define WRITE_FAILED_MAX_READS 1024 /* 128 MiB: far above any socket receive buffer */
 #define TICK_USEC USEC_PER_SEC
 #define DRAIN_TICK_USEC (USEC_PER_SEC / 10)
 #define WARN_INTERVAL_USEC (10 * USEC_PER_SEC)
 #define WARN_BURST 5
+#define TRIM_STEP (1024 * 1024) /* newly free heap bytes worth a malloc_trim() */
 
 typedef enum Phase {
         PHASE_RUNNING,
@@ -94,6 +97,7 @@ struct Server {
         Phase phase;
         uint64_t drain_deadline;
         int reserve_fd;         /* spent to refuse connections at EMFILE */
+        size_t free_floor;      /* least free heap seen since the last trim */
         uint64_t tick_usec;     /* housekeeping period, shorter under a watchdog */
         bool watchdog;
         char status[256];       /* last STATUS= sent */
@@ -394,6 +398,34 @@ static void server_on_client(Source *src, uint32_t events, void *userdata) {
 
 /* --- output ---------------------------------------------------------------- */
 
+/* A write failed for good: the peer is gone (typically it closed with bytes
+ * we had sent still unread, so its kernel answered with a reset). What it
+ * sent before going is in the socket's receive queue, and nothing more can
+ * come: complete lines there, and a last line cut short by its close, are
+ * still its messages (SPEC §2), so read them all now, then close. */
+static void server_write_failed(Server *s, Client *c, int err) {
+        if (c->phase == CLIENT_OPEN && s->phase == PHASE_RUNNING) {
+                /* Bounded by the receive buffer; the cap only guards the
+                 * loop should a kernel ever keep a failed socket readable. */
+                for (unsigned i = 0; i < WRITE_FAILED_MAX_READS; i++) {
+                        ssize_t n = read(c->src.fd, s->rbuf, sizeof(s->rbuf));
+                        if (n > 0) {
+                                s->stats.bytes += (uint64_t)n;
+                                if (server_client_input(s, c, s->rbuf, (size_t)n) < 0)
+                                        return;
+                                continue;
+                        }
+                        if (n == 0) {
+                                server_client_eof(s, c);
+                                return;
+                        }
+                        if (errno != EINTR)
+                                break;
+                }
+        }
+        server_close_client(s, c, strerror(err));
+}
+
 /* Everything is sent and the server is stopping: send FIN and wait for the
  * peer, draining what it still sends, so that close() never resets a
  * connection whose last bytes are still in flight. */
@@ -427,7 +459,7 @@ static void server_flush(Server *s) {
                         list_push_back(&s->blocked_list, n);
                         server_watch_blocked(s, c);
                 } else if (r < 0)
-                        server_close_client(s, c, strerror(-r));
+                        server_write_failed(s, c, -r);
                 else if (s->phase == PHASE_DRAINING)
                         server_linger(s, c);
                 else
@@ -503,16 +535,20 @@ static bool server_accept_failed(Server *s, Listener *l, int err) {
         case ENFILE:
                 /* Spend the reserve descriptor to take the connection off the
                  * queue and refuse it, or the edge-triggered listener would
-                 * never report it again. */
+                 * never report it again. accept() fails with EMFILE before
+                 * it looks at the queue, so the end of every burst lands
+                 * here too, with nothing to refuse: no warning then. */
                 if (s->reserve_fd >= 0) {
                         s->reserve_fd = safe_close(s->reserve_fd);
                         int fd = listener_accept(l, &peer, &len);
                         safe_close(fd);
                         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                        if (fd >= 0)
+                        if (fd >= 0) {
                                 s->stats.rejected++;
-                        server_warn(s, WARN_ACCEPT, "out of file descriptors (%s); refusing connections on %s",
-                                    strerror(err), l->name);
+                                server_warn(s, WARN_ACCEPT,
+                                            "out of file descriptors (%s); refusing connections on %s",
+                                            strerror(err), l->name);
+                        }
                         return fd >= 0 && s->reserve_fd >= 0;
                 }
                 break;
@@ -577,10 +613,12 @@ static void server_begin_stop(Server *s, const char *signame) {
                    s->n_clients, s->config->shutdown_timeout);
         if (server_arm_timer(s, MIN(DRAIN_TICK_USEC, s->tick_usec)) < 0)
                 log_warning("cannot re-arm the timer: %m");
-        ListNode *n;
-        while ((n = list_pop_front(&s->idle_list)))
-                server_linger(s, container_of(n, Client, link));
-        /* The rest follow as soon as they are caught up (server_flush). */
+        /* Not straight to linger, not even the idle clients: messages read
+         * earlier in this round, before the signal, are not written to
+         * them yet. One more pass of server_flush() sends what is queued
+         * and lingers every client that is then caught up; the others
+         * follow as soon as they are. */
+        s->log_grew = true;
 }
 
 /* STATUS= for systemctl status; sent only when the figures changed. */
@@ -687,6 +725,25 @@ static void server_check_linger(Server *s, Client *c, void *arg _unused_) {
                 server_close_client(s, c, NULL);
 }
 
+/* glibc gives heap memory back only from the top of the heap, and whatever
+ * was allocated last pins it there: after 1,000 clients held partial lines
+ * and left, the daemon stayed 16 MiB larger for good. Once a second, when
+ * at least TRIM_STEP more heap is free than at its lowest since the last
+ * trim, malloc_trim() returns the free pages, inside the heap too. */
+static void server_trim_memory(Server *s) {
+#ifdef __GLIBC__
+        struct mallinfo2 mi = mallinfo2();
+        if (mi.fordblks < s->free_floor)
+                s->free_floor = mi.fordblks;
+        if (mi.fordblks - s->free_floor < TRIM_STEP)
+                return;
+        (void)malloc_trim(0);
+        s->free_floor = mi.fordblks;
+#else
+        (void)s;
+#endif
+}
+
 static void server_on_timer(Source *src, uint32_t events _unused_, void *userdata) {
         Server *s = userdata;
         uint64_t expirations;
@@ -702,6 +759,7 @@ static void server_on_timer(Source *src, uint32_t events _unused_, void *userdat
                 if (suppressed > 0)
                         log_warning("%" PRIu32 " similar warnings suppressed", suppressed);
         }
+        server_trim_memory(s);
         if (s->reserve_fd < 0)
                 s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         for (size_t i = 0; i < s->n_listeners; i++)

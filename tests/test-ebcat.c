@@ -758,6 +758,9 @@ Test(ebcat, ipv6_address) {
                 cr_skip_test("no IPv6 on loopback");
         daemon_spawn_raw(d, "listen = [\"127.0.0.1:@PORT@\", \"[::1]:@PORT@\"];\nlog_level = \"info\";\n", NULL);
         daemon_wait_tcp_listening(d, d->port, 5000);
+        /* That is either listener: the other may be a moment behind. */
+        snprintf(addr, sizeof(addr), "listening on [::1]:%u", (unsigned)d->port);
+        cr_assert(daemon_log_contains(d, addr, 5000), "no \"%s\"", addr);
         c = client_connect(d->port);
 
         snprintf(addr, sizeof(addr), "[::1]:%u", (unsigned)d->port);

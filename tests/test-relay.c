@@ -403,6 +403,10 @@ Test(relay, ipv6_listener) {
                          "log_level = \"info\";\nprefix = \"%a|\";\n",
                          NULL);
         daemon_wait_tcp_listening(&d, d.port, 5000);
+        /* That is either listener: the other may be a moment behind. */
+        char bound[64];
+        snprintf(bound, sizeof bound, "listening on [::1]:%u", d.port);
+        cr_assert(daemon_log_contains(&d, bound, 5000), "no \"%s\"", bound);
         int v4 = client_connect(d.port);
         int v6 = client_connect6(d.port);
         int s1[2] = { v4, v6 }; /* v6 sends until v4 gets one: both accepted */
