@@ -679,6 +679,79 @@ static int read_config_file(LoadContext *ctx, const char *path, bool missing_ok,
         return 0;
 }
 
+/* libconfig 1.5 opens an @include with fopen() and reads it with a flex
+ * scanner that calls exit(2) when a read fails: '@include "."' (or any
+ * directory) would end the daemon, on a reload too, and a FIFO would hang
+ * it. So every file an @include names is read here first, where libconfig
+ * will look for it (the include directory, then the name as written, with
+ * its \\ and \" escapes), under the main file's rules, and so are the files
+ * it includes. A missing one is left for libconfig to report. Returns 0, 1
+ * once libconfig will refuse the nesting (nothing after that is read), or a
+ * negative error. */
+#define INCLUDE_DEPTH_MAX 10 /* libconfig 1.5's limit */
+
+/* NOLINTNEXTLINE(misc-no-recursion): as deep as the @include nesting, at most INCLUDE_DEPTH_MAX */
+static int check_includes(LoadContext *ctx, const char *file, const char *text, size_t len, unsigned depth) {
+        static const char directive[] = "@include";
+        const size_t dlen = sizeof(directive) - 1;
+        Scanner s = {.p = text, .end = text + len, .line = 1};
+
+        for (;;) {
+                skip_blanks_and_comments(&s);
+                if (s.p >= s.end)
+                        return 0;
+                if (*s.p == '"') {
+                        skip_string(&s);
+                        continue;
+                }
+
+                /* libconfig's pattern: ^[ \t]*@include[ \t]+" */
+                const char *p = s.p++, *bol = p;
+                while (bol > text && (bol[-1] == ' ' || bol[-1] == '\t'))
+                        bol--;
+                if ((bol > text && bol[-1] != '\n') || (size_t)(s.end - p) <= dlen ||
+                    memcmp(p, directive, dlen) != 0 || (p[dlen] != ' ' && p[dlen] != '\t'))
+                        continue;
+                unsigned line = s.line;
+                for (p += dlen; p < s.end && (*p == ' ' || *p == '\t'); p++)
+                        ;
+                if (p >= s.end || *p != '"')
+                        continue;
+
+                char name[PATH_MAX], path[PATH_MAX], why[PATH_MAX + 128] = "";
+                size_t n = 0;
+                for (p++; p < s.end && *p != '"'; p++, n++) {
+                        if (*p == '\\' && p + 1 < s.end && (p[1] == '\\' || p[1] == '"'))
+                                p++;
+                        if (n < sizeof(name))
+                                name[n] = *p;
+                }
+                scanner_advance(&s, MIN(p + 1, s.end));
+
+                if (depth + 1 > INCLUDE_DEPTH_MAX)
+                        return 1;
+                /* A path this long libconfig cannot open either. */
+                if (n >= sizeof(name) ||
+                    snprintf(path, sizeof(path), "%s/%.*s", ctx->dir, (int)n, name) >= (int)sizeof(path))
+                        continue;
+                name[n] = '\0';
+
+                LoadContext quiet = {.errbuf = why, .errlen = sizeof(why)};
+                _cleanup_free_ char *inc = NULL;
+                size_t inc_len = 0;
+                int r = read_config_file(&quiet, path, true, &inc, &inc_len);
+                if (r == -ENOENT)
+                        continue;
+                /* 'why' is "PATH: reason"; the name as written reads better. */
+                if (r < 0)
+                        return load_error(ctx, -EINVAL, "%s:%u: cannot include %s: %s", file, line,
+                                          QUOTE(name), why + strlen(path) + 2);
+                r = check_includes(ctx, path, inc, inc_len, depth + 1);
+                if (r != 0)
+                        return r;
+        }
+}
+
 /* The SourceFacts of the file that setting 's' is in. */
 static int source_facts(LoadContext *ctx, const config_setting_t *s, Key key, SourceFacts *ret) {
         const char *file = config_setting_source_file(s), *path;
@@ -966,6 +1039,9 @@ int config_load(const char *path, bool must_exist, Config **ret, bool *ret_used_
         ctx.dir = dir;
 
         scan_source(text, len, &ctx.facts);
+        r = check_includes(&ctx, path, text, len, 0);
+        if (r < 0)
+                return r;
 
         _cleanup_(config_destroyp) config_t lc;
         config_init(&lc);

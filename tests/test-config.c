@@ -769,6 +769,48 @@ Test(config, include_missing) {
         cr_expect_str_eq(err, expected);
 }
 
+/* libconfig 1.5 would exit(2) on a directory and block on a FIFO: each is
+ * refused, naming the @include line, before libconfig opens it, nested or
+ * not; a commented-out @include is not looked at. */
+static void expect_include_refused(const char *text, unsigned line, const char *name, const char *why) {
+        char expected[2 * PATH_MAX + 128], err[2 * PATH_MAX + 128] = "";
+        const char *p = write_file("eb.conf", text);
+        Config *c = &sentinel;
+
+        cr_expect_eq(config_load(p, true, &c, NULL, err, sizeof(err)), -EINVAL);
+        snprintf(expected, sizeof(expected), "%s:%u: cannot include \"%s\": %s", p, line, name, why);
+        cr_expect_str_eq(err, expected);
+        cr_expect_eq(c, &sentinel);
+}
+
+Test(config, include_directory_refused) {
+        expect_include_refused("echo = true;\n@include \".\"\n", 2, ".", "Is a directory");
+        expect_include_refused("  @include\t\"\"\n", 1, "", "Is a directory");
+}
+
+Test(config, include_fifo_refused, .timeout = 10) {
+        cr_assert_eq(mkfifo(path_of("fifo"), 0600), 0);
+        expect_include_refused("\n\n@include \"fifo\"\n", 3, "fifo", "not a regular file");
+}
+
+Test(config, include_nested_directory_refused) {
+        char expected[2 * PATH_MAX + 128], err[2 * PATH_MAX + 128] = "";
+        write_file("extra.conf", "echo = true;\n@include \"..\"\n");
+        const char *p = write_file("eb.conf", "@include \"extra.conf\"\n");
+        Config *c = &sentinel;
+
+        cr_expect_eq(config_load(p, true, &c, NULL, err, sizeof(err)), -EINVAL);
+        snprintf(expected, sizeof(expected), "%s/extra.conf:2: cannot include \"..\": Is a directory", dir);
+        cr_expect_str_eq(err, expected);
+}
+
+Test(config, include_in_comment_ignored) {
+        Config *c = load_ok("/*\n@include \".\"\n*/\n# @include \".\"\nmax_clients = 3;\n");
+
+        cr_expect_eq(c->max_clients, 3);
+        config_free(c);
+}
+
 /* ---- Printing and round trip --------------------------------------------- */
 
 static char *print_to_string(const Config *c) {
