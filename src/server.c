@@ -205,8 +205,8 @@ static void server_slow_client(Server *s, Client *c) {
         }
         s->stats.dropped += (uint64_t)r;
         log_set_client(c->id, peer);
-        server_warn(s, WARN_SLOW, "client %" PRIu64 " (%s): over max_queue_bytes (%" PRIu64 "); dropped %d messages",
-                    c->id, peer, limit, r);
+        server_warn(s, WARN_SLOW, "client %" PRIu64 " (%s): over max_queue_bytes (%" PRIu64 "); dropped %d message%s",
+                    c->id, peer, limit, r, r == 1 ? "" : "s");
         log_set_client(0, NULL);
 }
 
