@@ -8,12 +8,44 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Running the daemon under a tool (valgrind): EB_DAEMON_WRAPPER holds words
+ * (split at blanks, no quoting) put before the daemon's path in every argv
+ * the harness starts, systemd-socket-activate's included. In them "@DIR@"
+ * becomes the Daemon's directory and "@LOG@" a fresh file in it for the
+ * tool's report (created by the harness, owned by the daemon's user). With
+ * a wrapper, daemon_stop() stops the daemon with SIGTERM instead of SIGKILL
+ * (memcheck reports leaks only at exit) and fails the test when a valgrind
+ * report in @LOG@ counts errors or is missing its summary. Valgrind cannot
+ * raise RLIMIT_NOFILE for the program, so the harness starts a wrapped
+ * daemon with its soft limit at the hard limit, as the daemon would set it. */
+bool harness_wrapped(void);
+/* EB_TEST_SLOW=N (default 1) multiplies every wait of the harness whose
+ * expiry is a failure (a daemon that must start, a line that must arrive),
+ * for daemons N times slower under a wrapper. Waits whose expiry is the
+ * expected outcome ("nothing arrives in 200 ms") are multiplied too, which
+ * only makes them stricter. Timing bounds a test asserts itself (exits
+ * within shutdown_timeout) must use harness_ms() explicitly, if at all. */
+int harness_slow(void);
+int harness_ms(int ms);
+/* False when the daemon's RSS tells nothing of what it allocated: under
+ * EB_DAEMON_WRAPPER (the RSS is valgrind's) or in an AddressSanitizer build
+ * (the daemon is built like the tests; its quarantine keeps freed memory by
+ * design). Tests skip their RSS bounds then. */
+bool harness_rss_meaningful(void);
+
 /* Paths of the built programs; meson passes them as EB_DAEMON and EB_EBCAT. */
 const char *harness_daemon_path(void);
 const char *harness_ebcat_path(void);
 
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 uint16_t harness_free_port(void);
+
+/* How the daemon process is started; zero fields change nothing. */
+typedef struct DaemonOpts {
+        unsigned long nofile; /* soft and hard RLIMIT_NOFILE of the daemon */
+        uid_t uid;            /* run as this user and group (needs root), */
+        gid_t gid;            /* with no supplementary groups */
+} DaemonOpts;
 
 typedef struct Daemon {
         pid_t pid;
@@ -25,6 +57,8 @@ typedef struct Daemon {
         char out_path[128];     /* dir/stdout.log: the daemon's stdout */
         bool reaped;            /* waitpid() collected the exit status */
         int status;             /* daemon_wait()'s value once reaped */
+        DaemonOpts opts;        /* applied by every daemon_exec*() */
+        unsigned runs;          /* processes started in this Daemon */
 } Daemon;
 
 /* Writes dir/eb.conf with `listen = ["127.0.0.1:PORT"]; log_level = "info";`
@@ -44,8 +78,9 @@ void daemon_signal(Daemon *d, int sig);
 /* Waits ≤ timeout_ms for exit; returns the exit status (0..255), 128+signal
  * when killed, or -1 on timeout. */
 int daemon_wait(Daemon *d, int timeout_ms);
-/* SIGKILL if still running, reap, remove the directory. Safe to call twice.
- * Fails the test if the daemon's stderr holds a sanitizer report.
+/* SIGKILL if still running (SIGTERM under EB_DAEMON_WRAPPER), reap, remove
+ * the directory. Safe to call twice. Fails the test if the daemon's stderr
+ * holds a sanitizer report or a wrapper's report counts errors.
  * EB_TEST_KEEP=1 in the environment keeps the directories for a look. */
 void daemon_stop(Daemon *d);
 /* True when the daemon's stderr contains needle (waits ≤ timeout_ms). */
@@ -100,6 +135,25 @@ bool daemon_out_contains(Daemon *d, const char *needle);
 /* True when an IPv6 socket can be bound on ::1. */
 bool harness_have_ipv6(void);
 
+/* daemon_start() with opts applied to the daemon process. */
+void daemon_start_opts(Daemon *d, const char *extra_settings, const DaemonOpts *opts);
+/* Writes len bytes (NUL bytes allowed) as dir/eb.conf, atomically. */
+void daemon_write_conf_bytes(Daemon *d, const void *buf, size_t len);
+/* Open file descriptors of the daemon (from /proc/PID/fd). */
+int daemon_fd_count(Daemon *d);
+/* Waits ≤ timeout_ms until the daemon's RSS is at most max_kib (freed memory
+ * may go back to the kernel a round later); returns the last RSS seen, so
+ * the caller fails with the figure. */
+long daemon_wait_rss_at_most(Daemon *d, long max_kib, int timeout_ms);
+/* The daemon still relays: two fresh clients connect, sync, and each gets
+ * the line the other sends. Needs a config without prefix and no other
+ * client sending meanwhile. */
+void daemon_check_relays(Daemon *d);
+/* True when a TCP port can be bound on every address right now. */
+bool harness_port_free(uint16_t port);
+/* Raises this process's soft RLIMIT_NOFILE to its hard limit; returns it. */
+unsigned long harness_raise_nofile(void);
+
 /* A connected client socket (blocking, with SO_RCVTIMEO of 5 s). */
 int client_connect(uint16_t port);
 /* Same over IPv6 ([::1]:port) and over a Unix socket. */
@@ -134,6 +188,10 @@ ssize_t client_try_recv_line(int fd, char *buf, size_t size, int timeout_ms);
 void client_expect_line(int fd, const char *want);
 /* True when nothing at all arrives within wait_ms. */
 bool client_recv_nothing(int fd, int wait_ms);
+/* The next bytes every client of fds[0..n) receives are exactly want,
+ * within timeout_ms in all; nothing past them is read. Reads without
+ * blocking, many clients at once (epoll), so it scales to thousands. */
+void clients_expect_line(const int *fds, size_t n, const char *want, int timeout_ms);
 /* True when the peer closes (read returns 0 or ECONNRESET) within timeout_ms,
  * discarding whatever arrives before. */
 bool client_wait_closed(int fd, int timeout_ms);
@@ -177,11 +235,22 @@ typedef struct SeqReader {
         uint64_t bytes;         /* raw bytes read */
         bool eof;
         char error[256];        /* first violation; "" when none */
+        /* Set by seq_reader_init_foreign; zero otherwise. */
+        size_t max_line;        /* longest foreign line accepted */
+        bool (*foreign)(void *arg, const char *line, size_t len);
+        void *foreign_arg;
+        uint64_t n_foreign;     /* foreign lines accepted */
 } SeqReader;
 void seq_reader_init(SeqReader *r, int fd, size_t msg_len, bool strict);
 /* Reads what is there (at most max_bytes; 0 = no limit); returns bytes read,
  * 0 when nothing was ready, -1 at EOF or reset. */
 ssize_t seq_reader_poll(SeqReader *r, size_t max_bytes);
+/* A reader of a stream where seq messages are mixed with other lines (up to
+ * max_line bytes, LF included): a line that is not a well-formed seq message
+ * goes to foreign(arg, line, len) (NUL-terminated too), which returns false
+ * for a line that must not be there (a violation, as for seq messages). */
+void seq_reader_init_foreign(SeqReader *r, int fd, size_t msg_len, bool strict, size_t max_line,
+                             bool (*foreign)(void *arg, const char *line, size_t len), void *arg);
 void seq_reader_free(SeqReader *r);
 /* Fails the test unless r saw no violation and exactly count messages
  * (who names the reader in the message). */
@@ -194,6 +263,13 @@ void seq_reader_expect_all(const SeqReader *r, uint64_t count, const char *who);
  * is sampled on the way; the maximum (KiB) goes to *max_rss_kib. */
 void pump_seq(int sender, SeqReader *const readers[], size_t n_readers, uint32_t count,
               size_t msg_len, Daemon *d, long *max_rss_kib, int timeout_ms);
+/* pump_seq that also calls tick(arg) once per round (rounds are at most
+ * 50 ms apart, much less while messages flow), for a test that acts while
+ * messages flow (signals, config rewrites, a concurrent attacker); it calls
+ * tick until tick returns false (its work done), and does not return
+ * before. timeout_ms covers the tick's work too. */
+void pump_seq_tick(int sender, SeqReader *const readers[], size_t n_readers, uint32_t count, size_t msg_len,
+                   Daemon *d, long *max_rss_kib, int timeout_ms, bool (*tick)(void *arg), void *arg);
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t harness_now_ms(void);
