@@ -50,7 +50,7 @@
 #define DRAIN_TICK_USEC (USEC_PER_SEC / 10)
 #define WARN_INTERVAL_USEC (10 * USEC_PER_SEC)
 #define WARN_BURST 5
-#define TRIM_STEP (1024 * 1024) /* newly free heap bytes worth a malloc_trim() */
+#define TRIM_STEP ((size_t)1024 * 1024) /* newly free heap bytes worth a malloc_trim() */
 
 typedef enum Phase {
         PHASE_RUNNING,
