@@ -95,6 +95,7 @@ struct Server {
         bool log_grew;
         uint64_t blocked_check_at;
         Phase phase;
+        int stop_signal;        /* SIGTERM/SIGINT seen this round: the stop begins at its end */
         uint64_t drain_deadline;
         int reserve_fd;         /* spent to refuse connections at EMFILE */
         size_t free_floor;      /* least free heap seen since the last trim */
@@ -694,15 +695,18 @@ static void server_on_signal(Source *src, uint32_t events _unused_, void *userda
                 switch (si.ssi_signo) {
                 case SIGTERM:
                 case SIGINT:
-                        if (s->phase == PHASE_RUNNING)
-                                server_begin_stop(s, strsignal((int)si.ssi_signo));
+                        /* The stop begins once the round is over: input that
+                         * epoll reported together with the signal, whatever
+                         * the order, is read and relayed first. */
+                        if (s->phase == PHASE_RUNNING && !s->stop_signal)
+                                s->stop_signal = (int)si.ssi_signo;
                         else {
                                 log_notice("%s again: stopping now", strsignal((int)si.ssi_signo));
                                 s->phase = PHASE_DONE;
                         }
                         break;
                 case SIGHUP:
-                        if (s->phase == PHASE_RUNNING)
+                        if (s->phase == PHASE_RUNNING && !s->stop_signal)
                                 server_reload(s);
                         else
                                 log_notice("SIGHUP while stopping: not reloading");
@@ -930,6 +934,8 @@ int server_run(Server *s) {
                         log_error("event loop failed: %s", strerror(-r));
                         return r;
                 }
+                if (s->stop_signal && s->phase == PHASE_RUNNING)
+                        server_begin_stop(s, strsignal(s->stop_signal));
                 server_flush(s);
                 server_reap(s);
                 if (s->phase == PHASE_DRAINING && s->n_clients == 0)
