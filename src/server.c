@@ -615,8 +615,7 @@ static void server_begin_stop(Server *s, const char *signame) {
         if (server_arm_timer(s, MIN(DRAIN_TICK_USEC, s->tick_usec)) < 0)
                 log_warning("cannot re-arm the timer: %m");
         /* Not straight to linger, not even the idle clients: messages read
-         * earlier in this round, before the signal, are not written to
-         * them yet. One more pass of server_flush() sends what is queued
+         * in the round that saw the signal are not written to them yet. One more pass of server_flush() sends what is queued
          * and lingers every client that is then caught up; the others
          * follow as soon as they are. */
         s->log_grew = true;
@@ -701,6 +700,9 @@ static void server_on_signal(Source *src, uint32_t events _unused_, void *userda
                         if (s->phase == PHASE_RUNNING && !s->stop_signal)
                                 s->stop_signal = (int)si.ssi_signo;
                         else {
+                                /* Both in one round: still announce the stop. */
+                                if (s->phase == PHASE_RUNNING)
+                                        server_begin_stop(s, strsignal(s->stop_signal));
                                 log_notice("%s again: stopping now", strsignal((int)si.ssi_signo));
                                 s->phase = PHASE_DONE;
                         }

@@ -741,6 +741,21 @@ static void storm_write_conf(Storm *s) {
         daemon_write_settings(s->d, extra);
 }
 
+/* A new client sends one message of size bytes (LF included): true when
+ * the daemon cuts it off for it. */
+static bool oversize_cuts_sender(uint16_t port, size_t size) {
+        int c = client_connect(port);
+        char *msg = malloc(size);
+        cr_assert(msg);
+        memset(msg, 'x', size);
+        msg[size - 1] = '\n';
+        client_try_send(c, msg, size, 2000);
+        bool cut = client_wait_closed(c, 5000);
+        free(msg);
+        close(c);
+        return cut;
+}
+
 /* One burst of SIGHUPs in the middle of a pump: sent when the readers are
  * half way through; done once the daemon has logged a reload for it. */
 static bool storm_tick(void *arg) {
@@ -794,13 +809,7 @@ Test(abuse, sighup_storm_loses_nothing) {
         clients_close(c, 3);
 
         /* The last file's limit is the one in force. */
-        int big = client_connect(d.port);
-        char msg[3000];
-        memset(msg, 'x', sizeof msg);
-        msg[sizeof msg - 1] = '\n';
-        client_try_send(big, msg, sizeof msg, 2000);
-        cr_assert(client_wait_closed(big, 5000), "a 3000-byte message passed the last file's limit of 2000");
-        close(big);
+        cr_assert(oversize_cuts_sender(d.port, 3000), "a 3000-byte message passed the last file's limit of 2000");
         cr_assert(daemon_log_contains(&d, "max_message_bytes (2000)", 2000));
         expect_recovered(&d, &b, "the SIGHUP storm");
         daemon_stop(&d);
@@ -1033,6 +1042,24 @@ Test(abuse, sigterm_right_after_a_message_still_delivers_it) {
         }
         cr_assert_eq(daemon_wait(&d, 12000), 0);
         clients_close(c, 3);
+        daemon_stop(&d);
+}
+
+/* SIGTERM and SIGINT read in one round: the second stops at once, but the
+ * stop is still announced and the listener closed (exit 0). */
+Test(abuse, two_stop_signals_in_one_round_stop_at_once) {
+        Daemon d;
+        int c[2];
+        daemon_start_clients(&d, "shutdown_timeout = 30;", c, 2, false);
+        daemon_signal(&d, SIGSTOP);
+        wait_stopped(&d);
+        daemon_signal(&d, SIGTERM);
+        daemon_signal(&d, SIGINT);
+        daemon_signal(&d, SIGCONT);
+        cr_assert_eq(daemon_wait(&d, 10000), 0, "not stopped at once with clients still connected");
+        cr_assert(daemon_log_contains(&d, "stopping; sending what is queued", 0), "the stop was not begun");
+        cr_assert(daemon_log_contains(&d, "again: stopping now", 0), "the second signal was not taken");
+        clients_close(c, 2);
         daemon_stop(&d);
 }
 
@@ -1318,13 +1345,7 @@ Test(abuse, empty_config_file_means_defaults) {
  * sender off (the defaults would relay it). */
 static void expect_limit_3000(Daemon *d) {
         long long before = stats_value(d, "oversize");
-        int c = client_connect(d->port);
-        char msg[4000];
-        memset(msg, 'y', sizeof msg);
-        msg[sizeof msg - 1] = '\n';
-        client_try_send(c, msg, sizeof msg, 2000);
-        cr_assert(client_wait_closed(c, 5000), "a 4000-byte message passed: the running settings were lost");
-        close(c);
+        cr_assert(oversize_cuts_sender(d->port, 4000), "a 4000-byte message passed: the running settings were lost");
         /* The warning is rate-limited; the figure is not. */
         cr_assert_eq(wait_stats(d, "oversize", before + 1, 5000), before + 1);
 }
