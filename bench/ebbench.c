@@ -43,10 +43,10 @@ typedef enum Proto { PROTO_LINE, PROTO_RESP, PROTO_NATS } Proto;
 #define PAYLOAD_HEADER 39
 #define MIN_MESSAGE_BYTES (PAYLOAD_HEADER + 2)
 #define MAX_MESSAGE_BYTES (1024L * 1024)
-#define CONTROL_MAX 4096        /* longest control line kept across reads (NATS INFO) */
+#define CONTROL_MAX 4096 /* longest control line kept across reads (NATS INFO) */
 #define READ_BUFFER_SIZE ((size_t)256 * 1024)
 #define SEND_BATCH_BYTES ((size_t)64 * 1024)
-#define CONNECTS_IN_FLIGHT 256  /* below any listen backlog: no SYN is dropped */
+#define CONNECTS_IN_FLIGHT 256 /* below any listen backlog: no SYN is dropped */
 #define SYNC_LINE "SYNC\n"
 #define CHANNEL "eb"
 /* A server that has not taken every connection by then never will. */
@@ -57,32 +57,32 @@ typedef enum Proto { PROTO_LINE, PROTO_RESP, PROTO_NATS } Proto;
 typedef struct Conn {
         int fd;
         bool publisher;
-        bool ready;             /* subscribed (RESP, NATS) or saw a sync line (line) */
+        bool ready; /* subscribed (RESP, NATS) or saw a sync line (line) */
         bool connected;
         bool closed;
-        uint32_t idx;           /* index among subscribers or publishers */
-        char *pending;          /* unfinished frame carried to the next read */
+        uint32_t idx;  /* index among subscribers or publishers */
+        char *pending; /* unfinished frame carried to the next read */
         uint32_t pending_len;
-        uint64_t received;      /* messages (subscribers) */
+        uint64_t received; /* messages (subscribers) */
         /* Publishers: frames built but not yet written. */
         char *out;
         size_t out_len, out_off;
-        uint64_t sent;          /* messages built into out */
+        uint64_t sent; /* messages built into out */
 } Conn;
 
 typedef struct Options {
         const char *target;
         Proto proto;
         uint32_t subscribers, publishers, bytes;
-        uint64_t messages;      /* per publisher; 0: until the duration ends */
-        double duration;        /* seconds of sending */
-        double rate;            /* messages/s over all publishers; 0: window */
-        size_t window_bytes;    /* in flight per publisher, full speed */
-        uint32_t idle;          /* idle mode: open this many connections */
-        uint32_t backlog;       /* connections left waiting for accept() at most */
+        uint64_t messages;   /* per publisher; 0: until the duration ends */
+        double duration;     /* seconds of sending */
+        double rate;         /* messages/s over all publishers; 0: window */
+        size_t window_bytes; /* in flight per publisher, full speed */
+        uint32_t idle;       /* idle mode: open this many connections */
+        uint32_t backlog;    /* connections left waiting for accept() at most */
         pid_t server_pid;
         bool quiet;
-        bool foreign;           /* line protocol: skip lines that are not ours */
+        bool foreign; /* line protocol: skip lines that are not ours */
 } Options;
 
 static Options opt = {
@@ -97,11 +97,11 @@ static Options opt = {
 
 static int epfd = -1;
 static Conn *subs, *pubs;
-static uint64_t *next_seq;      /* [sub * publishers + pub]: what sub expects next */
+static uint64_t *next_seq; /* [sub * publishers + pub]: what sub expects next */
 static char read_buf[READ_BUFFER_SIZE + CONTROL_MAX + MAX_MESSAGE_BYTES + 64];
-static char *template_frame;    /* one data frame as a subscriber receives it */
+static char *template_frame; /* one data frame as a subscriber receives it */
 static size_t frame_len, frame_header_len, payload_len;
-static char *publish_frame;     /* one data frame as a publisher sends it */
+static char *publish_frame; /* one data frame as a publisher sends it */
 static size_t publish_len, publish_header_len;
 static uint64_t errors, deliveries, foreign_lines;
 static char first_error[256];
@@ -255,9 +255,9 @@ static void frames_init(void) {
                 break;
         case PROTO_RESP:
                 (void)snprintf(rx_header, sizeof(rx_header), "*3\r\n$7\r\nmessage\r\n$%zu\r\n%s\r\n$%zu\r\n",
-                         strlen(CHANNEL), CHANNEL, payload_len);
+                               strlen(CHANNEL), CHANNEL, payload_len);
                 (void)snprintf(tx_header, sizeof(tx_header), "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%zu\r\n",
-                         strlen(CHANNEL), CHANNEL, payload_len);
+                               strlen(CHANNEL), CHANNEL, payload_len);
                 break;
         case PROTO_NATS:
                 (void)snprintf(rx_header, sizeof(rx_header), "MSG %s 1 %zu\r\n", CHANNEL, payload_len);
@@ -416,7 +416,8 @@ static void subscriber_deliver(Conn *c, const char *payload, uint64_t t_rx) {
         }
         uint64_t *expect = &next_seq[(size_t)c->idx * opt.publishers + p];
         if (seq != *expect) {
-                fail("subscriber %u: publisher %" PRIu64 " message %" PRIu64 " arrived, %" PRIu64 " expected",
+                fail("subscriber %u: publisher %" PRIu64 " message %" PRIu64 " arrived, %" PRIu64
+                     " expected",
                      c->idx, p, seq, *expect);
                 if (seq < *expect)
                         return; /* a duplicate: counted once */
@@ -475,14 +476,16 @@ static void subscriber_parse(Conn *c, char *buf, size_t avail, uint64_t t_rx) {
         size_t i = 0;
         while (i < avail) {
                 size_t left = avail - i;
-                if (left >= frame_len && (!frame_header_len || memcmp(buf + i, template_frame, frame_header_len) == 0) &&
+                if (left >= frame_len &&
+                    (!frame_header_len || memcmp(buf + i, template_frame, frame_header_len) == 0) &&
                     buf[i + frame_len - 1] == '\n') {
                         subscriber_deliver(c, buf + i + frame_header_len, t_rx);
                         i += frame_len;
                         continue;
                 }
-                bool could_be_data = left < frame_len &&
-                                     memcmp(buf + i, template_frame, left < frame_header_len ? left : frame_header_len) == 0;
+                bool could_be_data =
+                        left < frame_len && memcmp(buf + i, template_frame,
+                                                   left < frame_header_len ? left : frame_header_len) == 0;
                 if (could_be_data && (opt.proto != PROTO_LINE || buf[i] != 'S'))
                         break;
                 size_t n = subscriber_control(c, buf + i, left);
@@ -594,18 +597,23 @@ static void subscribe_all(void) {
         char cmd[256];
         for (uint32_t s = 0; s < opt.subscribers; s++) {
                 if (opt.proto == PROTO_RESP) {
-                        (void)snprintf(cmd, sizeof(cmd), "*2\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n", strlen(CHANNEL), CHANNEL);
+                        (void)snprintf(cmd, sizeof(cmd), "*2\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n",
+                                       strlen(CHANNEL), CHANNEL);
                         send_all(&subs[s], cmd, strlen(cmd));
                 } else if (opt.proto == PROTO_NATS) {
-                        (void)snprintf(cmd, sizeof(cmd),
-                                 "CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB %s 1\r\nPING\r\n", CHANNEL);
+                        (void)snprintf(
+                                cmd, sizeof(cmd),
+                                "CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB %s 1\r\nPING\r\n",
+                                CHANNEL);
                         send_all(&subs[s], cmd, strlen(cmd));
                 }
         }
         for (uint32_t p = 0; p < opt.publishers; p++)
                 if (opt.proto == PROTO_NATS)
-                        send_all(&pubs[p], "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\n",
-                                 strlen("CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\n"));
+                        send_all(
+                                &pubs[p],
+                                "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\n",
+                                strlen("CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\n"));
         /* The line protocol has no subscription: a relayed sync line proves
          * the server has accepted the subscriber. */
         uint64_t deadline = now_ns() + SETUP_TIMEOUT_NS, next_sync = 0;
@@ -613,8 +621,8 @@ static void subscribe_all(void) {
                 if (errors)
                         die("while subscribing: %s", first_error);
                 if (now_ns() > deadline)
-                        die("only %u of %u subscribers ready after %llu s", subscribers_ready(), opt.subscribers,
-                            SETUP_TIMEOUT_NS / 1000000000ull);
+                        die("only %u of %u subscribers ready after %llu s", subscribers_ready(),
+                            opt.subscribers, SETUP_TIMEOUT_NS / 1000000000ull);
                 if (opt.proto == PROTO_LINE && now_ns() >= next_sync) {
                         send_all(&pubs[0], SYNC_LINE, strlen(SYNC_LINE));
                         next_sync = now_ns() + 20 * 1000000ull;
@@ -639,7 +647,8 @@ static Result run_traffic(void) {
         bool sending = true;
         for (;;) {
                 uint64_t t = now_ns();
-                if (sending && (t >= send_end || (opt.messages && total_sent >= opt.messages * opt.publishers))) {
+                if (sending &&
+                    (t >= send_end || (opt.messages && total_sent >= opt.messages * opt.publishers))) {
                         sending = false;
                 }
                 uint64_t due = UINT64_MAX;
@@ -654,8 +663,9 @@ static Result run_traffic(void) {
                         uint64_t in_flight = p->sent - slowest_subscriber(pi);
                         uint64_t n = in_flight < window ? window - in_flight : 0;
                         if (opt.rate > 0)
-                                n = n < (due + opt.publishers - 1 - pi) / opt.publishers ? n
-                                                                                          : (due + opt.publishers - 1 - pi) / opt.publishers;
+                                n = n < (due + opt.publishers - 1 - pi) / opt.publishers
+                                            ? n
+                                            : (due + opt.publishers - 1 - pi) / opt.publishers;
                         if (n > batch)
                                 n = batch;
                         if (opt.messages && p->sent + n > opt.messages)
@@ -710,8 +720,8 @@ static int run_idle(void) {
         long fds;
         while ((fds = server_fd_count()) < fds0 + (long)opt.idle) {
                 if (now_ns() > deadline) {
-                        printf("RESULT mode=idle proto=%s conns=%u accepted=%ld held=no\n", proto_name(opt.proto),
-                               opt.idle, fds - fds0);
+                        printf("RESULT mode=idle proto=%s conns=%u accepted=%ld held=no\n",
+                               proto_name(opt.proto), opt.idle, fds - fds0);
                         return 1;
                 }
                 struct timespec ts = {0, 50L * 1000000};
@@ -729,8 +739,9 @@ static int run_idle(void) {
         long rss1 = server_rss_kib();
         double per_conn = (double)(rss1 - rss0) * 1024.0 / opt.idle;
         if (!opt.quiet)
-                (void)fprintf(stderr, "%u idle connections: server RSS %ld -> %ld KiB, %.0f B per connection\n", opt.idle,
-                        rss0, rss1, per_conn);
+                (void)fprintf(stderr,
+                              "%u idle connections: server RSS %ld -> %ld KiB, %.0f B per connection\n",
+                              opt.idle, rss0, rss1, per_conn);
         printf("RESULT mode=idle proto=%s conns=%u held=%s rss0_kib=%ld rss_kib=%ld bytes_per_conn=%.0f\n",
                proto_name(opt.proto), opt.idle, alive ? "yes" : "no", rss0, rss1, per_conn);
         for (uint32_t i = 0; i < opt.idle; i++)
@@ -741,26 +752,28 @@ static int run_idle(void) {
 
 static void usage(FILE *f) {
         (void)fputs("Usage: ebbench [OPTION]... HOST:PORT\n"
-              "Load generator for epoll-broadcaster, Redis pub/sub, NATS and line relays.\n\n"
-              "  -p, --protocol=line|resp|nats  what the server speaks (default line)\n"
-              "  -s, --subscribers=S            subscriber connections (default 10)\n"
-              "  -P, --publishers=P             publisher connections (default 1)\n"
-              "  -b, --bytes=B                  message size, LF included (default 64, at least 41)\n"
-              "  -m, --messages=M               messages per publisher (default: until -d ends)\n"
-              "  -d, --duration=SECONDS         how long publishers send (default 2)\n"
-              "  -r, --rate=R                   send R messages/s in all (default: full speed)\n"
-              "  -w, --window=BYTES             full speed: bytes in flight per publisher (default 262144)\n"
-              "  -i, --idle=N                   open N idle connections, report server RSS per connection\n"
-              "      --pid=PID                  the server's PID, for its CPU time and RSS\n"
-              "      --backlog=N                with --pid: at most N connections waiting for\n"
-              "                                 the server to accept them (default 256)\n"
-              "      --foreign                  line protocol: skip other clients' lines (shorter\n"
-              "                                 than 4 KiB) instead of failing on them\n"
-              "  -q, --quiet                    only the RESULT line\n"
-              "  -h, --help\n\n"
-              "Exit status: 0 when every message arrived exactly once, whole and in order;\n"
-              "1 when not; 2 on a usage or setup error.\n",
-              f);
+                    "Load generator for epoll-broadcaster, Redis pub/sub, NATS and line relays.\n\n"
+                    "  -p, --protocol=line|resp|nats  what the server speaks (default line)\n"
+                    "  -s, --subscribers=S            subscriber connections (default 10)\n"
+                    "  -P, --publishers=P             publisher connections (default 1)\n"
+                    "  -b, --bytes=B                  message size, LF included (default 64, at least 41)\n"
+                    "  -m, --messages=M               messages per publisher (default: until -d ends)\n"
+                    "  -d, --duration=SECONDS         how long publishers send (default 2)\n"
+                    "  -r, --rate=R                   send R messages/s in all (default: full speed)\n"
+                    "  -w, --window=BYTES             full speed: bytes in flight per publisher (default "
+                    "262144)\n"
+                    "  -i, --idle=N                   open N idle connections, report server RSS per "
+                    "connection\n"
+                    "      --pid=PID                  the server's PID, for its CPU time and RSS\n"
+                    "      --backlog=N                with --pid: at most N connections waiting for\n"
+                    "                                 the server to accept them (default 256)\n"
+                    "      --foreign                  line protocol: skip other clients' lines (shorter\n"
+                    "                                 than 4 KiB) instead of failing on them\n"
+                    "  -q, --quiet                    only the RESULT line\n"
+                    "  -h, --help\n\n"
+                    "Exit status: 0 when every message arrived exactly once, whole and in order;\n"
+                    "1 when not; 2 on a usage or setup error.\n",
+                    f);
 }
 
 static unsigned long parse_number(const char *s, const char *what, unsigned long min, unsigned long max) {
@@ -774,13 +787,21 @@ static unsigned long parse_number(const char *s, const char *what, unsigned long
 
 static void parse_options(int argc, char **argv) {
         static const struct option longopts[] = {
-                {"protocol", required_argument, NULL, 'p'}, {"subscribers", required_argument, NULL, 's'},
-                {"publishers", required_argument, NULL, 'P'}, {"bytes", required_argument, NULL, 'b'},
-                {"messages", required_argument, NULL, 'm'}, {"duration", required_argument, NULL, 'd'},
-                {"rate", required_argument, NULL, 'r'}, {"window", required_argument, NULL, 'w'},
-                {"idle", required_argument, NULL, 'i'}, {"pid", required_argument, NULL, 'I'},
-                {"backlog", required_argument, NULL, 'B'}, {"foreign", no_argument, NULL, 'F'},
-                {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {0},
+                {"protocol", required_argument, NULL, 'p'},
+                {"subscribers", required_argument, NULL, 's'},
+                {"publishers", required_argument, NULL, 'P'},
+                {"bytes", required_argument, NULL, 'b'},
+                {"messages", required_argument, NULL, 'm'},
+                {"duration", required_argument, NULL, 'd'},
+                {"rate", required_argument, NULL, 'r'},
+                {"window", required_argument, NULL, 'w'},
+                {"idle", required_argument, NULL, 'i'},
+                {"pid", required_argument, NULL, 'I'},
+                {"backlog", required_argument, NULL, 'B'},
+                {"foreign", no_argument, NULL, 'F'},
+                {"quiet", no_argument, NULL, 'q'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
         };
         int ch;
         while ((ch = getopt_long(argc, argv, "p:s:P:b:m:d:r:w:i:qh", longopts, NULL)) != -1) {
@@ -795,24 +816,51 @@ static void parse_options(int argc, char **argv) {
                         else
                                 die("protocol must be line, resp or nats, not '%s'", optarg);
                         break;
-                case 's': opt.subscribers = (uint32_t)parse_number(optarg, "--subscribers", 1, 100000); break;
-                case 'P': opt.publishers = (uint32_t)parse_number(optarg, "--publishers", 1, 1000); break;
-                case 'b': opt.bytes = (uint32_t)parse_number(optarg, "--bytes", MIN_MESSAGE_BYTES, MAX_MESSAGE_BYTES); break;
-                case 'm': opt.messages = parse_number(optarg, "--messages", 1, ULONG_MAX); break;
+                case 's':
+                        opt.subscribers = (uint32_t)parse_number(optarg, "--subscribers", 1, 100000);
+                        break;
+                case 'P':
+                        opt.publishers = (uint32_t)parse_number(optarg, "--publishers", 1, 1000);
+                        break;
+                case 'b':
+                        opt.bytes = (uint32_t)parse_number(optarg, "--bytes", MIN_MESSAGE_BYTES,
+                                                           MAX_MESSAGE_BYTES);
+                        break;
+                case 'm':
+                        opt.messages = parse_number(optarg, "--messages", 1, ULONG_MAX);
+                        break;
                 case 'd':
                         opt.duration = strtod(optarg, NULL);
                         if (!(opt.duration > 0 && opt.duration < 3600))
                                 die("--duration must be between 0 and 3600 seconds, not '%s'", optarg);
                         break;
-                case 'r': opt.rate = (double)parse_number(optarg, "--rate", 1, 100000000); break;
-                case 'w': opt.window_bytes = parse_number(optarg, "--window", 1, 1ul << 32); break;
-                case 'i': opt.idle = (uint32_t)parse_number(optarg, "--idle", 1, 1000000); break;
-                case 'B': opt.backlog = (uint32_t)parse_number(optarg, "--backlog", 1, 65535); break;
-                case 'I': opt.server_pid = (pid_t)parse_number(optarg, "--pid", 1, INT_MAX); break;
-                case 'q': opt.quiet = true; break;
-                case 'F': opt.foreign = true; break;
-                case 'h': usage(stdout); exit(0);
-                default: usage(stderr); exit(2);
+                case 'r':
+                        opt.rate = (double)parse_number(optarg, "--rate", 1, 100000000);
+                        break;
+                case 'w':
+                        opt.window_bytes = parse_number(optarg, "--window", 1, 1ul << 32);
+                        break;
+                case 'i':
+                        opt.idle = (uint32_t)parse_number(optarg, "--idle", 1, 1000000);
+                        break;
+                case 'B':
+                        opt.backlog = (uint32_t)parse_number(optarg, "--backlog", 1, 65535);
+                        break;
+                case 'I':
+                        opt.server_pid = (pid_t)parse_number(optarg, "--pid", 1, INT_MAX);
+                        break;
+                case 'q':
+                        opt.quiet = true;
+                        break;
+                case 'F':
+                        opt.foreign = true;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        exit(0);
+                default:
+                        usage(stderr);
+                        exit(2);
                 }
         }
         if (optind + 1 != argc) {
@@ -864,25 +912,26 @@ int main(int argc, char **argv) {
         double cpu_per_m = deliveries ? r.cpu_seconds * 1e6 / (double)deliveries : 0;
         if (!opt.quiet) {
                 (void)fprintf(stderr,
-                        "%s: %u subscribers, %u publishers, %u-byte messages%s: %" PRIu64 " sent, %" PRIu64
-                        " of %" PRIu64 " delivered in %.3f s = %.0f deliveries/s\n"
-                        "latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n",
-                        proto_name(opt.proto), opt.subscribers, opt.publishers, opt.bytes,
-                        opt.rate > 0 ? " at a fixed rate" : "", r.sent, deliveries, expected, r.seconds, dps,
-                        hist_percentile_us(50), hist_percentile_us(99), hist_percentile_us(99.9),
-                        (double)lat_max / 1000.0);
+                              "%s: %u subscribers, %u publishers, %u-byte messages%s: %" PRIu64
+                              " sent, %" PRIu64 " of %" PRIu64 " delivered in %.3f s = %.0f deliveries/s\n"
+                              "latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n",
+                              proto_name(opt.proto), opt.subscribers, opt.publishers, opt.bytes,
+                              opt.rate > 0 ? " at a fixed rate" : "", r.sent, deliveries, expected,
+                              r.seconds, dps, hist_percentile_us(50), hist_percentile_us(99),
+                              hist_percentile_us(99.9), (double)lat_max / 1000.0);
                 if (opt.server_pid)
-                        (void)fprintf(stderr, "server: %.3f s CPU = %.3f s per million deliveries, RSS %ld KiB\n",
-                                r.cpu_seconds, cpu_per_m, r.rss_kib);
+                        (void)fprintf(stderr,
+                                      "server: %.3f s CPU = %.3f s per million deliveries, RSS %ld KiB\n",
+                                      r.cpu_seconds, cpu_per_m, r.rss_kib);
                 if (r.lost || errors)
-                        (void)fprintf(stderr, "FAILED: %" PRIu64 " lost, %" PRIu64 " errors%s%s\n", r.lost, errors,
-                                errors ? "; first: " : "", first_error);
+                        (void)fprintf(stderr, "FAILED: %" PRIu64 " lost, %" PRIu64 " errors%s%s\n", r.lost,
+                                      errors, errors ? "; first: " : "", first_error);
         }
         printf("RESULT mode=%s proto=%s subs=%u pubs=%u bytes=%u sent=%" PRIu64 " deliveries=%" PRIu64
                " seconds=%.4f dps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f lost=%" PRIu64
                " errors=%" PRIu64 " foreign=%" PRIu64 " cpu_s=%.3f cpu_s_per_M=%.4f rss_kib=%ld\n",
-               opt.rate > 0 ? "rate" : "full", proto_name(opt.proto), opt.subscribers, opt.publishers, opt.bytes,
-               r.sent, deliveries, r.seconds, dps, hist_percentile_us(50), hist_percentile_us(99),
+               opt.rate > 0 ? "rate" : "full", proto_name(opt.proto), opt.subscribers, opt.publishers,
+               opt.bytes, r.sent, deliveries, r.seconds, dps, hist_percentile_us(50), hist_percentile_us(99),
                hist_percentile_us(99.9), (double)lat_max / 1000.0, r.lost, errors, foreign_lines,
                opt.server_pid ? r.cpu_seconds : 0.0, opt.server_pid ? cpu_per_m : 0.0,
                opt.server_pid ? r.rss_kib : 0L);

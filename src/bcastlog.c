@@ -26,10 +26,10 @@ typedef struct LogRun {
 
 struct LogBlock {
         LogBlock *next;
-        uint64_t start;         /* global position of data[0] */
-        uint32_t used;          /* data bytes */
+        uint64_t start; /* global position of data[0] */
+        uint32_t used;  /* data bytes */
         uint32_t n_runs;
-        uint32_t refs;          /* cursors in this block */
+        uint32_t refs; /* cursors in this block */
         uint32_t pad_;
         char data[];
 };
@@ -40,7 +40,7 @@ _Static_assert(BLOCK_AREA % _Alignof(LogRun) == 0, "run table must be aligned");
 struct BcastLog {
         LogBlock *head;
         LogBlock *tail;
-        LogBlock *spare;        /* one freed block kept to avoid malloc churn */
+        LogBlock *spare; /* one freed block kept to avoid malloc churn */
         size_t n_blocks;
 };
 
@@ -94,7 +94,9 @@ BcastLog *bcastlog_free(BcastLog *log) {
         return NULL;
 }
 
-uint64_t bcastlog_end(const BcastLog *log) { return log->tail->start + log->tail->used; }
+uint64_t bcastlog_end(const BcastLog *log) {
+        return log->tail->start + log->tail->used;
+}
 
 size_t bcastlog_memory(const BcastLog *log) {
         return (log->n_blocks + (log->spare ? 1 : 0)) * BCASTLOG_BLOCK_SIZE;
@@ -176,7 +178,9 @@ int bcastlog_append(BcastLog *log, uint64_t sender, const struct iovec *iov, siz
                         size_t k = MIN(left, block_room(t, sender));
                         if (k == 0) {
                                 LogBlock *b = fresh;
-                                /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): 'fresh' holds exactly the blocks counted above: each put shrinks block_room() by k */
+                                /* 'fresh' holds exactly the blocks counted above: each put shrinks
+                                 * block_room() by k */
+                                /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
                                 fresh = b->next;
                                 b->next = NULL;
                                 b->start = t->start + t->used;
@@ -301,8 +305,8 @@ static void walk_consume(Walk *w, const char *p, size_t k) {
         w->mid = p[k - 1] != '\n';
 }
 
-size_t bcastlog_fill(const BcastLog *log _unused_, const LogCursor *c, uint64_t skip,
-                     struct iovec *iov, size_t max_iov, size_t max_bytes, size_t *ret_bytes) {
+size_t bcastlog_fill(const BcastLog *log _unused_, const LogCursor *c, uint64_t skip, struct iovec *iov,
+                     size_t max_iov, size_t max_bytes, size_t *ret_bytes) {
         Walk w = walk_from(c);
         size_t n = 0, bytes = 0;
         const char *p;
@@ -350,8 +354,8 @@ static size_t count_lf(const char *p, size_t len) {
         return n;
 }
 
-int bcastlog_cursor_drop(BcastLog *log, LogCursor *c, uint64_t skip, uint64_t limit,
-                         char **ret_rest, size_t *ret_rest_len) {
+int bcastlog_cursor_drop(BcastLog *log, LogCursor *c, uint64_t skip, uint64_t limit, char **ret_rest,
+                         size_t *ret_rest_len) {
         Walk w = walk_from(c);
         const char *p;
         size_t len;

@@ -23,9 +23,9 @@ typedef struct LogBlock LogBlock;
 
 typedef struct LogCursor {
         LogBlock *blk;
-        uint32_t off;           /* byte offset in blk */
-        uint32_t run;           /* the run containing off (earliest at a boundary) */
-        bool mid_message;       /* a message has been partly delivered */
+        uint32_t off;     /* byte offset in blk */
+        uint32_t run;     /* the run containing off (earliest at a boundary) */
+        bool mid_message; /* a message has been partly delivered */
 } LogCursor;
 
 int bcastlog_new(BcastLog **ret);
@@ -63,8 +63,8 @@ void bcastlog_advance(BcastLog *log, LogCursor *c, uint64_t skip, size_t bytes);
  * copied to a new buffer (*ret_rest, *ret_rest_len; NULL/0 if none) for the
  * caller to send first. Returns the number of whole messages skipped that
  * the reader would have received, or -ENOMEM with nothing changed. */
-int bcastlog_cursor_drop(BcastLog *log, LogCursor *c, uint64_t skip, uint64_t limit,
-                         char **ret_rest, size_t *ret_rest_len);
+int bcastlog_cursor_drop(BcastLog *log, LogCursor *c, uint64_t skip, uint64_t limit, char **ret_rest,
+                         size_t *ret_rest_len);
 
 /* Bytes of memory held by blocks (for statistics and tests). */
 size_t bcastlog_memory(const BcastLog *log);

@@ -12,22 +12,22 @@
 #include "loop.h"
 
 typedef enum ClientPhase {
-        CLIENT_OPEN,            /* relaying */
-        CLIENT_LINGER,          /* stopping: all sent, FIN sent, waiting for the peer */
-        CLIENT_CLOSING,         /* to be freed at the end of the round */
+        CLIENT_OPEN,    /* relaying */
+        CLIENT_LINGER,  /* stopping: all sent, FIN sent, waiting for the peer */
+        CLIENT_CLOSING, /* to be freed at the end of the round */
 } ClientPhase;
 
 typedef struct Client {
         Source src;
-        ListNode link;          /* on exactly one of the server's lists */
+        ListNode link; /* on exactly one of the server's lists */
         uint64_t id;
         LogCursor cursor;
         Framer framer;
-        char *rest;             /* unsent end of a message cut off by a drop */
+        char *rest; /* unsent end of a message cut off by a drop */
         uint32_t rest_len;
         uint32_t rest_off;
-        uint8_t phase;          /* ClientPhase */
-        bool writable;          /* no EAGAIN or short write since the last EPOLLOUT */
+        uint8_t phase; /* ClientPhase */
+        bool writable; /* no EAGAIN or short write since the last EPOLLOUT */
         bool tcp;
         struct sockaddr_in6 peer; /* AF_INET fits too; AF_UNIX keeps the family only */
 } Client;
@@ -50,4 +50,3 @@ size_t client_peer(const Client *c, char *buf, size_t size);
  * is full (c->writable is then false), or another -errno when the
  * connection failed. */
 int client_flush(Client *c, BcastLog *log, uint64_t skip);
-

@@ -647,11 +647,13 @@ static int read_config_file(LoadContext *ctx, const char *path, bool missing_ok,
 
                         if (cap > CONFIG_FILE_MAX)
                                 return load_error(ctx, -EFBIG,
-                                                  "%s: larger than %ld bytes, not a configuration file", path,
-                                                  CONFIG_FILE_MAX);
+                                                  "%s: larger than %ld bytes, not a configuration file",
+                                                  path, CONFIG_FILE_MAX);
                         nbuf = realloc(buf, cap * 2);
                         if (!nbuf)
-                                /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc): _cleanup_free_ frees buf; clang-tidy 14 does not model __attribute__((cleanup)) */
+                                /* _cleanup_free_ frees buf; clang-tidy 14 does not model
+                                 * __attribute__((cleanup)) */
+                                /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
                                 return load_error(ctx, -ENOMEM, "%s: out of memory", path);
                         buf = nbuf;
                         cap *= 2;

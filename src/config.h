@@ -31,25 +31,25 @@ typedef enum LogLevel {
 #define CONFIG_MAX_CLIENTS_MAX 1000000
 #define CONFIG_MAX_MESSAGE_MIN 2
 #define CONFIG_MAX_MESSAGE_MAX (16LL * 1024 * 1024)
-#define CONFIG_MAX_QUEUE_MIN 1024            /* and at least max_message_bytes */
+#define CONFIG_MAX_QUEUE_MIN 1024 /* and at least max_message_bytes */
 #define CONFIG_MAX_QUEUE_MAX (1024LL * 1024 * 1024)
-#define CONFIG_PREFIX_MAX 256                /* template length in bytes */
-#define CONFIG_KEEPALIVE_MAX 32767           /* Linux TCP_KEEPIDLE limit */
+#define CONFIG_PREFIX_MAX 256      /* template length in bytes */
+#define CONFIG_KEEPALIVE_MAX 32767 /* Linux TCP_KEEPIDLE limit */
 #define CONFIG_SHUTDOWN_TIMEOUT_MAX 3600
 
 typedef struct Config {
         SockAddr listen[CONFIG_LISTEN_MAX];
         char *listen_str[CONFIG_LISTEN_MAX]; /* as written, for messages */
         size_t n_listen;
-        bool listen_is_default;              /* no 'listen' in the file */
+        bool listen_is_default; /* no 'listen' in the file */
         uint32_t max_clients;
         uint32_t max_message_bytes;
         uint64_t max_queue_bytes;
         SlowClientPolicy slow_client;
         bool echo;
-        char *prefix;                        /* validated template, "" = none */
-        uint32_t tcp_keepalive;              /* seconds, 0 = off */
-        uint32_t shutdown_timeout;           /* seconds */
+        char *prefix;              /* validated template, "" = none */
+        uint32_t tcp_keepalive;    /* seconds, 0 = off */
+        uint32_t shutdown_timeout; /* seconds */
         LogLevel log_level;
 } Config;
 
@@ -61,8 +61,8 @@ int config_new_default(Config **ret);
  * negative errno-style code (-EINVAL for any content error, -ENOENT, -EACCES,
  * ...) and writes one line to errbuf: "FILE:LINE: setting 'NAME': what is
  * wrong" (or "FILE: reason" when no line applies). */
-int config_load(const char *path, bool must_exist, Config **ret, bool *ret_used_defaults,
-                char *errbuf, size_t errlen);
+int config_load(const char *path, bool must_exist, Config **ret, bool *ret_used_defaults, char *errbuf,
+                size_t errlen);
 
 /* Prints the effective settings in libconfig syntax (a valid config file). */
 void config_print(const Config *c, FILE *f);
@@ -74,5 +74,7 @@ const char *slow_client_policy_to_string(SlowClientPolicy p);
 const char *log_level_to_string(LogLevel l);
 
 Config *config_free(Config *c);
-static inline void config_freep(Config **c) { config_free(*c); }
+static inline void config_freep(Config **c) {
+        config_free(*c);
+}
 #define _cleanup_config_ _cleanup_(config_freep)

@@ -77,16 +77,16 @@ typedef struct Buffer {
 typedef struct Session {
         int sock;
         Mode mode;
-        Buffer up;              /* stdin → socket */
-        Buffer down;            /* socket → stdout */
-        size_t stdout_chunk;    /* largest single write(2) to stdout */
+        Buffer up;           /* stdin → socket */
+        Buffer down;         /* socket → stdout */
+        size_t stdout_chunk; /* largest single write(2) to stdout */
         bool stdin_eof;
-        bool sock_eof;          /* the server closed (or we gave up waiting) */
-        bool send_failed;       /* stop sending; the reading side tells why */
+        bool sock_eof;    /* the server closed (or we gave up waiting) */
+        bool send_failed; /* stop sending; the reading side tells why */
         int send_error;
-        bool shut_wr;           /* our FIN is queued */
-        bool stdout_gone;       /* stdout's reader went away: end quietly */
-        int64_t linger_until;   /* CLOCK_MONOTONIC ms, valid once shut_wr */
+        bool shut_wr;         /* our FIN is queued */
+        bool stdout_gone;     /* stdout's reader went away: end quietly */
+        int64_t linger_until; /* CLOCK_MONOTONIC ms, valid once shut_wr */
 } Session;
 
 _printf_(1, 2) static void log_error(const char *fmt, ...) {
@@ -101,12 +101,12 @@ _printf_(1, 2) static void log_error(const char *fmt, ...) {
 }
 
 /* Logs with errno set to 'error' (for %m); returns -error. */
-#define log_error_errno(error, ...)                                            \
-        ({                                                                     \
-                int _e = (error);                                              \
-                errno = _e;                                                    \
-                log_error(__VA_ARGS__);                                        \
-                -_e;                                                           \
+#define log_error_errno(error, ...)                                                                         \
+        ({                                                                                                  \
+                int _e = (error);                                                                           \
+                errno = _e;                                                                                 \
+                log_error(__VA_ARGS__);                                                                     \
+                -_e;                                                                                        \
         })
 
 _printf_(1, 2) static int log_usage(const char *fmt, ...) {
@@ -193,7 +193,8 @@ static int split_host_port(const char *s, char **ret_host, char **ret_port) {
         if (!host)
                 return -ENOMEM;
         if (parse_port(colon + 1, &port) < 0)
-                /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc): _cleanup_free_ frees host; clang-tidy 14 does not model __attribute__((cleanup)) */
+                /* _cleanup_free_ frees host; clang-tidy 14 does not model __attribute__((cleanup)) */
+                /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
                 return -EINVAL;
 
         char *p = strdup(colon + 1);
@@ -221,7 +222,8 @@ static int parse_address(const char *s) {
         if (r == -ENOMEM)
                 return log_error_errno(ENOMEM, "%m");
         if (r < 0)
-                return log_usage("invalid address '%s': expected a.b.c.d:PORT, [IPv6]:PORT, HOST:PORT or /path", s);
+                return log_usage(
+                        "invalid address '%s': expected a.b.c.d:PORT, [IPv6]:PORT, HOST:PORT or /path", s);
         return 0;
 }
 
@@ -255,13 +257,11 @@ static void help(void) {
 /* Returns 1 to go on, 0 to exit successfully (--help, --version), -EINVAL on
  * a usage error (already reported). */
 static int parse_argv(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "listen-only", no_argument, NULL, 'l' },
-                { "send-only",   no_argument, NULL, 's' },
-                { "help",        no_argument, NULL, 'h' },
-                { "version",     no_argument, NULL, 'V' },
-                {}
-        };
+        static const struct option options[] = {{"listen-only", no_argument, NULL, 'l'},
+                                                {"send-only", no_argument, NULL, 's'},
+                                                {"help", no_argument, NULL, 'h'},
+                                                {"version", no_argument, NULL, 'V'},
+                                                {}};
         bool listen_only = false, send_only = false;
         int c, r;
 
@@ -445,8 +445,7 @@ static int session_write_stdout(Session *s) {
 
 /* Everything read has been sent: half-close, then wait for the server. */
 static int session_maybe_shutdown(Session *s) {
-        if (s->mode == MODE_LISTEN || s->shut_wr || s->send_failed ||
-            !s->stdin_eof || !buffer_empty(&s->up))
+        if (s->mode == MODE_LISTEN || s->shut_wr || s->send_failed || !s->stdin_eof || !buffer_empty(&s->up))
                 return 0;
 
         if (shutdown(s->sock, SHUT_WR) < 0) {
@@ -495,17 +494,17 @@ static int session_run(Session *s) {
                 if (r <= 0)
                         return r;
 
-                want_stdin = s->mode != MODE_LISTEN && !s->stdin_eof && !s->send_failed &&
-                             !buffer_full(&s->up);
+                want_stdin =
+                        s->mode != MODE_LISTEN && !s->stdin_eof && !s->send_failed && !buffer_full(&s->up);
                 want_recv = !s->sock_eof && (s->mode == MODE_SEND || !buffer_full(&s->down));
                 want_send = !s->send_failed && !buffer_empty(&s->up);
 
-                p[P_STDIN] = (struct pollfd) { .fd = want_stdin ? STDIN_FILENO : -1, .events = POLLIN };
-                p[P_SOCK] = (struct pollfd) {
+                p[P_STDIN] = (struct pollfd){.fd = want_stdin ? STDIN_FILENO : -1, .events = POLLIN};
+                p[P_SOCK] = (struct pollfd){
                         .fd = want_recv || want_send ? s->sock : -1,
                         .events = (short)((want_recv ? POLLIN : 0) | (want_send ? POLLOUT : 0)),
                 };
-                p[P_STDOUT] = (struct pollfd) {
+                p[P_STDOUT] = (struct pollfd){
                         .fd = buffer_empty(&s->down) ? -1 : STDOUT_FILENO,
                         .events = POLLOUT,
                 };
@@ -588,7 +587,8 @@ int main(int argc, char *argv[]) {
 
         r = connect_address(&s->sock);
         if (r < 0)
-                /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc): _cleanup_free_ frees s; clang-tidy 14 does not model __attribute__((cleanup)) */
+                /* _cleanup_free_ frees s; clang-tidy 14 does not model __attribute__((cleanup)) */
+                /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
                 return EXIT_FAILURE;
 
         r = session_run(s);

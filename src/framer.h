@@ -9,14 +9,15 @@
 #include <stdint.h>
 
 typedef struct Framer {
-        char *partial;          /* bytes of an unfinished line, NULL if none */
+        char *partial; /* bytes of an unfinished line, NULL if none */
         uint32_t len;
         uint32_t cap;
         /* The last line returned lives in 'partial': drop it on the next call. */
         uint32_t handed_out;
 } Framer;
 
-#define FRAMER_INIT {0}
+#define FRAMER_INIT                                                                                         \
+        { 0 }
 
 /* Takes the next complete line (LF included) out of *in / *in_len, moving
  * them past what it consumed. Returns 1 with *ret_line / *ret_len set (the
@@ -33,6 +34,8 @@ int framer_next(Framer *f, const char **in, size_t *in_len, size_t max, const ch
 int framer_finish(Framer *f, size_t max, const char **ret_line, size_t *ret_len);
 
 /* Bytes of an unfinished line currently held. */
-static inline size_t framer_pending(const Framer *f) { return f->handed_out ? 0 : f->len; }
+static inline size_t framer_pending(const Framer *f) {
+        return f->handed_out ? 0 : f->len;
+}
 
 void framer_reset(Framer *f);

@@ -12,8 +12,8 @@ typedef struct Listener {
         Source src;
         SockAddr addr;
         char name[ADDR_STR_MAX];
-        bool owns_path;         /* a Unix socket file this process created */
-        bool paused;            /* accepting failed for lack of resources */
+        bool owns_path; /* a Unix socket file this process created */
+        bool paused;    /* accepting failed for lack of resources */
 } Listener;
 
 #define LISTENER_BACKLOG 4096

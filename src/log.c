@@ -13,7 +13,7 @@
 
 static int max_priority = LOG_NOTICE;
 static bool to_journal;
-static bool journal_native;     /* journald's socket is there for fields */
+static bool journal_native; /* journald's socket is there for fields */
 static char last_error[512];
 static uint64_t client_id;
 static const char *client_peer;
@@ -31,7 +31,9 @@ static bool log_to_journal_with_fields(int priority, const char *msg) {
                                "EB_PEER=%s", client_peer, NULL) >= 0;
 }
 
-const char *log_last_error(void) { return last_error; }
+const char *log_last_error(void) {
+        return last_error;
+}
 
 /* "DEVICE:INODE" in decimal; false when either is missing or out of range
  * (sscanf's %llu would be undefined there). */
@@ -58,7 +60,9 @@ void log_open(void) {
         journal_native = to_journal && access("/run/systemd/journal/socket", F_OK) == 0;
 }
 
-void log_set_max_priority(int p) { max_priority = p; }
+void log_set_max_priority(int p) {
+        max_priority = p;
+}
 
 void log_full(int priority, const char *fmt, ...) {
         va_list ap;

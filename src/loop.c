@@ -62,7 +62,9 @@ void loop_requeue(Loop *l, Source *s, uint32_t events) {
                 list_push_back(&l->ready, &s->ready);
 }
 
-static bool loop_has_ready(const Loop *l) { return !list_empty(&l->ready); }
+static bool loop_has_ready(const Loop *l) {
+        return !list_empty(&l->ready);
+}
 
 int loop_run_once(Loop *l, int timeout_ms) {
         struct epoll_event evs[LOOP_MAX_EVENTS];

@@ -19,7 +19,7 @@ typedef void (*SourceDispatch)(Source *s, uint32_t events, void *userdata);
 
 struct Source {
         int fd;
-        uint32_t events;        /* received, not yet dispatched */
+        uint32_t events; /* received, not yet dispatched */
         ListNode ready;
         SourceDispatch dispatch;
 };

@@ -70,12 +70,9 @@ static int block_signals(void) {
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
-                {"config", required_argument, NULL, 'c'},
-                {"check-config", no_argument, NULL, 't'},
-                {"quiet", no_argument, NULL, 'q'},
-                {"help", no_argument, NULL, 'h'},
-                {"version", no_argument, NULL, 'V'},
-                {},
+                {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
+                {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},      {},
         };
         const char *config_path = DEFAULT_CONFIG_PATH;
         bool explicit_path = false, check_only = false, quiet = false;

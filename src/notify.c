@@ -10,9 +10,13 @@
 #include <time.h>
 #include <systemd/sd-daemon.h>
 
-void notify_ready(void) { (void)sd_notify(0, "READY=1\nSTATUS=Relaying"); }
+void notify_ready(void) {
+        (void)sd_notify(0, "READY=1\nSTATUS=Relaying");
+}
 
-void notify_stopping(void) { (void)sd_notify(0, "STOPPING=1\nSTATUS=Stopping: sending what is queued"); }
+void notify_stopping(void) {
+        (void)sd_notify(0, "STOPPING=1\nSTATUS=Stopping: sending what is queued");
+}
 
 void notify_reloading(void) {
         struct timespec ts;
@@ -46,4 +50,6 @@ uint64_t notify_watchdog_usec(void) {
         return sd_watchdog_enabled(0, &usec) > 0 ? usec : 0;
 }
 
-void notify_watchdog(void) { (void)sd_notify(0, "WATCHDOG=1"); }
+void notify_watchdog(void) {
+        (void)sd_notify(0, "WATCHDOG=1");
+}

@@ -8,12 +8,13 @@
 typedef struct RateLimit {
         uint64_t interval_usec;
         uint32_t burst;
-        uint64_t begin;         /* start of the current window */
-        uint32_t count;         /* events in the current window */
-        uint32_t suppressed;    /* events refused in the current window */
+        uint64_t begin;      /* start of the current window */
+        uint32_t count;      /* events in the current window */
+        uint32_t suppressed; /* events refused in the current window */
 } RateLimit;
 
-#define RATELIMIT_INIT(interval, n) {.interval_usec = (interval), .burst = (n)}
+#define RATELIMIT_INIT(interval, n)                                                                         \
+        { .interval_usec = (interval), .burst = (n) }
 
 /* Counts one event at now_usec; true when it may be reported. When a new
  * window opens, *ret_suppressed (may be NULL) receives the number refused in

@@ -43,8 +43,8 @@
 
 #define USEC_PER_SEC 1000000ULL
 #define READ_BUFFER_SIZE (128 * 1024)
-#define READ_BUDGET 1           /* reads per client per round: bounds what a round adds */
-#define ACCEPT_BUDGET 256       /* accepts per listener per round */
+#define READ_BUDGET 1               /* reads per client per round: bounds what a round adds */
+#define ACCEPT_BUDGET 256           /* accepts per listener per round */
 #define WRITE_FAILED_MAX_READS 1024 /* 128 MiB: far above any socket receive buffer */
 #define TICK_USEC USEC_PER_SEC
 #define DRAIN_TICK_USEC (USEC_PER_SEC / 10)
@@ -77,7 +77,8 @@ typedef struct Stats {
         uint64_t rejected;
 } Stats;
 
-/* NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): one per process; fields grouped by role, not size */
+/* one per process; fields grouped by role, not size */
+/* NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding) */
 struct Server {
         Loop *loop;
         Config *config;
@@ -86,7 +87,7 @@ struct Server {
         BcastLog *log;
         Listener *listeners;
         size_t n_listeners;
-        bool socket_activated;  /* listeners came from systemd, not 'listen' */
+        bool socket_activated; /* listeners came from systemd, not 'listen' */
         Source signal_src;
         Source timer_src;
         ListNode flush_list, idle_list, blocked_list, linger_list, closing_list;
@@ -95,13 +96,13 @@ struct Server {
         bool log_grew;
         uint64_t blocked_check_at;
         Phase phase;
-        int stop_signal;        /* SIGTERM/SIGINT seen this round: the stop begins at its end */
+        int stop_signal; /* SIGTERM/SIGINT seen this round: the stop begins at its end */
         uint64_t drain_deadline;
-        int reserve_fd;         /* spent to refuse connections at EMFILE */
-        size_t free_floor;      /* least free heap seen since the last trim */
-        uint64_t tick_usec;     /* housekeeping period, shorter under a watchdog */
+        int reserve_fd;     /* spent to refuse connections at EMFILE */
+        size_t free_floor;  /* least free heap seen since the last trim */
+        uint64_t tick_usec; /* housekeeping period, shorter under a watchdog */
         bool watchdog;
-        char status[256];       /* last STATUS= sent */
+        char status[256]; /* last STATUS= sent */
         Stats stats;
         RateLimit warn_limit[N_WARNINGS];
         char rbuf[READ_BUFFER_SIZE];
@@ -183,7 +184,8 @@ static void server_slow_client(Server *s, Client *c) {
         if (s->config->slow_client == SLOW_CLIENT_DISCONNECT) {
                 s->stats.slow_disconnects++;
                 log_set_client(c->id, peer);
-                server_warn(s, WARN_SLOW, "client %" PRIu64 " (%s): over max_queue_bytes (%" PRIu64 "); disconnecting",
+                server_warn(s, WARN_SLOW,
+                            "client %" PRIu64 " (%s): over max_queue_bytes (%" PRIu64 "); disconnecting",
                             c->id, peer, limit);
                 server_close_client(s, c, "too slow");
                 return;
@@ -206,7 +208,8 @@ static void server_slow_client(Server *s, Client *c) {
         }
         s->stats.dropped += (uint64_t)r;
         log_set_client(c->id, peer);
-        server_warn(s, WARN_SLOW, "client %" PRIu64 " (%s): over max_queue_bytes (%" PRIu64 "); dropped %d message%s",
+        server_warn(s, WARN_SLOW,
+                    "client %" PRIu64 " (%s): over max_queue_bytes (%" PRIu64 "); dropped %d message%s",
                     c->id, peer, limit, r, r == 1 ? "" : "s");
         log_set_client(0, NULL);
 }
@@ -248,7 +251,7 @@ static int server_publish(Server *s, Client *c, const char *prefix, size_t prefi
                 iov[n++] = (struct iovec){.iov_base = (void *)(uintptr_t)prefix, .iov_len = prefix_len};
         iov[n++] = (struct iovec){.iov_base = (void *)(uintptr_t)msg, .iov_len = len};
         if (add_lf)
-                iov[n++] = (struct iovec){.iov_base = (void *)(uintptr_t)"\n", .iov_len = 1};
+                iov[n++] = (struct iovec){.iov_base = (void *)(uintptr_t) "\n", .iov_len = 1};
 
         int r = bcastlog_append(s->log, c->id, iov, n);
         if (r < 0) {
@@ -276,8 +279,8 @@ static void server_oversize(Server *s, Client *c) {
         s->stats.oversize++;
         log_set_client(c->id, peer);
         server_warn(s, WARN_OVERSIZE,
-                    "client %" PRIu64 " (%s): message over max_message_bytes (%" PRIu32 "); disconnecting", c->id,
-                    peer, s->config->max_message_bytes);
+                    "client %" PRIu64 " (%s): message over max_message_bytes (%" PRIu32 "); disconnecting",
+                    c->id, peer, s->config->max_message_bytes);
         server_close_client(s, c, "message too long");
 }
 
@@ -615,9 +618,9 @@ static void server_begin_stop(Server *s, const char *signame) {
         if (server_arm_timer(s, MIN(DRAIN_TICK_USEC, s->tick_usec)) < 0)
                 log_warning("cannot re-arm the timer: %m");
         /* Not straight to linger, not even the idle clients: messages read
-         * in the round that saw the signal are not written to them yet. One more pass of server_flush() sends what is queued
-         * and lingers every client that is then caught up; the others
-         * follow as soon as they are. */
+         * in the round that saw the signal are not written to them yet. One more pass of server_flush()
+         * sends what is queued and lingers every client that is then caught up; the others follow as soon as
+         * they are. */
         s->log_grew = true;
 }
 
@@ -653,9 +656,11 @@ static void server_reload(Server *s) {
         if (!config_listen_equal(s->config, config)) {
                 if (s->socket_activated)
                         log_notice("'listen' changed in %s but is ignored: the sockets come from systemd "
-                                   "(epoll-broadcaster.socket)", s->config_path);
+                                   "(epoll-broadcaster.socket)",
+                                   s->config_path);
                 else
-                        log_warning("'listen' changed in %s; restart the service to apply it", s->config_path);
+                        log_warning("'listen' changed in %s; restart the service to apply it",
+                                    s->config_path);
         }
         bool keepalive_changed = config->tcp_keepalive != s->config->tcp_keepalive;
         config_free(s->config);
@@ -672,8 +677,9 @@ static void server_reload(Server *s) {
 }
 
 static void server_log_stats(Server *s) {
-        log_notice("stats: clients=%zu accepted=%" PRIu64 " messages=%" PRIu64 " bytes=%" PRIu64 " dropped=%" PRIu64
-                   " slow_disconnects=%" PRIu64 " oversize=%" PRIu64 " rejected=%" PRIu64 " queue_memory=%zu",
+        log_notice("stats: clients=%zu accepted=%" PRIu64 " messages=%" PRIu64 " bytes=%" PRIu64
+                   " dropped=%" PRIu64 " slow_disconnects=%" PRIu64 " oversize=%" PRIu64 " rejected=%" PRIu64
+                   " queue_memory=%zu",
                    s->n_clients, s->stats.accepted, s->stats.messages, s->stats.bytes, s->stats.dropped,
                    s->stats.slow_disconnects, s->stats.oversize, s->stats.rejected, bcastlog_memory(s->log));
 }

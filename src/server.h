@@ -18,7 +18,9 @@ int server_new(Server **ret, Config *config, const char *config_path, bool must_
 int server_run(Server *s);
 
 Server *server_free(Server *s);
-static inline void server_freep(Server **s) { server_free(*s); }
+static inline void server_freep(Server **s) {
+        server_free(*s);
+}
 #define _cleanup_server_ _cleanup_(server_freep)
 
 /* The signals the server reads through its signalfd. */

@@ -14,7 +14,7 @@
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 /* Through void *: the member's address is suitably aligned for its struct, which
  * -Wcast-align (clang) cannot know from a char *. */
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _unused_ __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
@@ -23,20 +23,22 @@
 
 /* Hand ownership on: returns the value and leaves the variable empty so the
  * cleanup attribute does nothing. */
-#define TAKE_PTR(p)                                                            \
-        ({                                                                     \
-                __typeof__(p) _p = (p);                                        \
-                (p) = NULL;                                                    \
-                _p;                                                            \
+#define TAKE_PTR(p)                                                                                         \
+        ({                                                                                                  \
+                __typeof__(p) _p = (p);                                                                     \
+                (p) = NULL;                                                                                 \
+                _p;                                                                                         \
         })
-#define TAKE_FD(fd)                                                            \
-        ({                                                                     \
-                int _fd = (fd);                                                \
-                (fd) = -1;                                                     \
-                _fd;                                                           \
+#define TAKE_FD(fd)                                                                                         \
+        ({                                                                                                  \
+                int _fd = (fd);                                                                             \
+                (fd) = -1;                                                                                  \
+                _fd;                                                                                        \
         })
 
-static inline void freep(void *p) { free(*(void **)p); }
+static inline void freep(void *p) {
+        free(*(void **)p);
+}
 #define _cleanup_free_ _cleanup_(freep)
 
 /* close() that keeps errno, for cleanup paths that must not clobber it. */
@@ -48,7 +50,9 @@ static inline int safe_close(int fd) {
         }
         return -1;
 }
-static inline void closep(int *fd) { safe_close(*fd); }
+static inline void closep(int *fd) {
+        safe_close(*fd);
+}
 #define _cleanup_close_ _cleanup_(closep)
 
 /* Intrusive circular list; an unlinked node points at itself so that
@@ -57,9 +61,15 @@ typedef struct ListNode {
         struct ListNode *next, *prev;
 } ListNode;
 
-static inline void list_init(ListNode *n) { n->next = n->prev = n; }
-static inline bool list_empty(const ListNode *head) { return head->next == head; }
-static inline bool list_linked(const ListNode *n) { return n->next != n; }
+static inline void list_init(ListNode *n) {
+        n->next = n->prev = n;
+}
+static inline bool list_empty(const ListNode *head) {
+        return head->next == head;
+}
+static inline bool list_linked(const ListNode *n) {
+        return n->next != n;
+}
 static inline void list_unlink(ListNode *n) {
         n->prev->next = n->next;
         n->next->prev = n->prev;

@@ -44,7 +44,7 @@ int64_t harness_now_ms(void) {
 }
 
 void harness_sleep_ms(int ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
 }
@@ -182,16 +182,16 @@ static bool port_bindable(uint16_t port) {
         if (fd >= 0) {
                 int off = 0;
                 setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-                struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(port),
-                                          .sin6_addr = IN6ADDR_ANY_INIT };
+                struct sockaddr_in6 a = {
+                        .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_ANY_INIT};
                 bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
                 close(fd);
                 return ok;
         }
         fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         cr_assert(fd >= 0);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-                                 .sin_addr.s_addr = htonl(INADDR_ANY) };
+        struct sockaddr_in a = {
+                .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY)};
         bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
         close(fd);
         return ok;
@@ -248,7 +248,7 @@ bool harness_have_ipv6(void) {
         int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return false;
-        struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
         bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
         close(fd);
         return ok;
@@ -381,9 +381,8 @@ void daemon_write_conf(Daemon *d, const char *conf_text) {
 
 static char *standard_conf(const Daemon *d, const char *extra_settings) {
         char *t;
-        cr_assert(asprintf(&t, "listen = [\"127.0.0.1:%u\"];\nlog_level = \"info\";\n%s%s",
-                           d->port, extra_settings ? extra_settings : "",
-                           extra_settings ? "\n" : "") > 0);
+        cr_assert(asprintf(&t, "listen = [\"127.0.0.1:%u\"];\nlog_level = \"info\";\n%s%s", d->port,
+                           extra_settings ? extra_settings : "", extra_settings ? "\n" : "") > 0);
         return t;
 }
 
@@ -430,9 +429,9 @@ void daemon_exec(Daemon *d, const char *conf_text, char *const extra_argv[]) {
 /* The variables of systemd's protocols: a daemon started here gets only the
  * ones its test passes. */
 static bool systemd_variable(const char *e) {
-        static const char *const names[] = { "JOURNAL_STREAM=", "NOTIFY_SOCKET=", "LISTEN_FDS=",
-                                             "LISTEN_PID=",     "LISTEN_FDNAMES=", "WATCHDOG_USEC=",
-                                             "WATCHDOG_PID=",   NULL };
+        static const char *const names[] = {
+                "JOURNAL_STREAM=", "NOTIFY_SOCKET=", "LISTEN_FDS=",   "LISTEN_PID=",
+                "LISTEN_FDNAMES=", "WATCHDOG_USEC=", "WATCHDOG_PID=", NULL};
         for (int i = 0; names[i]; i++)
                 if (strncmp(e, names[i], strlen(names[i])) == 0)
                         return true;
@@ -580,9 +579,9 @@ void daemon_exec_argv(Daemon *d, char *const argv_in[], const char *const extra_
         char **envp = calloc(n_env + n_extra + 1, sizeof *envp);
         /* "@SELF@" values are filled in by the child, in buffers allocated
          * here (the test may have threads: no malloc after fork). */
-        const char *self_tmpl[EXEC_MAX_EXTRA] = { 0 };
-        char *self_buf[EXEC_MAX_EXTRA] = { 0 };
-        size_t self_size[EXEC_MAX_EXTRA] = { 0 };
+        const char *self_tmpl[EXEC_MAX_EXTRA] = {0};
+        char *self_buf[EXEC_MAX_EXTRA] = {0};
+        size_t self_size[EXEC_MAX_EXTRA] = {0};
         cr_assert(envp && n_extra <= EXEC_MAX_EXTRA);
         size_t k = 0;
         for (size_t i = 0; i < n_env; i++)
@@ -790,8 +789,7 @@ void daemon_stop(Daemon *d) {
         }
         /* A sanitizer build of the daemon reports on stderr: make it a test
          * failure rather than a line nobody reads. */
-        static const char *const reports[] = { "AddressSanitizer", "LeakSanitizer",
-                                               "runtime error:", NULL };
+        static const char *const reports[] = {"AddressSanitizer", "LeakSanitizer", "runtime error:", NULL};
         for (int i = 0; log && reports[i]; i++) {
                 const char *p = strstr(log, reports[i]);
                 if (p) {
@@ -802,8 +800,12 @@ void daemon_stop(Daemon *d) {
         free(log);
 }
 
-char *daemon_log_text(Daemon *d) { return read_file_all(d->log_path, NULL); }
-char *daemon_out_text(Daemon *d) { return read_file_all(d->out_path, NULL); }
+char *daemon_log_text(Daemon *d) {
+        return read_file_all(d->log_path, NULL);
+}
+char *daemon_out_text(Daemon *d) {
+        return read_file_all(d->out_path, NULL);
+}
 
 bool daemon_out_contains(Daemon *d, const char *needle) {
         char *t = daemon_out_text(d);
@@ -845,7 +847,7 @@ bool daemon_log_line_has(Daemon *d, const char *const needles[], int timeout_ms)
 }
 
 bool daemon_log_contains(Daemon *d, const char *needle, int timeout_ms) {
-        const char *n[] = { needle, NULL };
+        const char *n[] = {needle, NULL};
         return daemon_log_line_has(d, n, timeout_ms);
 }
 
@@ -853,7 +855,7 @@ int daemon_log_count(Daemon *d, const char *needle) {
         size_t len;
         char *t = read_file_all(d->log_path, &len);
         int count = 0;
-        const char *n[] = { needle, NULL };
+        const char *n[] = {needle, NULL};
         for (char *p = t; p < t + len;) {
                 char *e = memchr(p, '\n', (size_t)(t + len - p));
                 size_t l = e ? (size_t)(e - p) : (size_t)(t + len - p);
@@ -905,7 +907,7 @@ long daemon_wait_rss_at_most(Daemon *d, long max_kib, int timeout_ms) {
 
 /* /proc/net/tcp{,6}: "sl local rem st ...", local as HEX:PORTHEX, 0A = LISTEN. */
 static bool tcp_listening(uint16_t port) {
-        static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+        static const char *const files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
         bool found = false;
         for (size_t i = 0; i < 2 && !found; i++) {
                 FILE *f = fopen(files[i], "r");
@@ -950,15 +952,15 @@ bool harness_unix_listening(const char *path) {
 
 static void fail_exited(Daemon *d, const char *what) {
         char *log = daemon_log_text(d);
-        cr_assert_fail("daemon exited with status %d while waiting for %s; its log:\n%s",
-                       d->status, what, log);
+        cr_assert_fail("daemon exited with status %d while waiting for %s; its log:\n%s", d->status, what,
+                       log);
         free(log);
 }
 
 /* Polls listening(port, path) every 10 ms until it is true; fails the test
  * with the daemon's log if the daemon exits first or timeout_ms passes. */
-static void wait_listening(Daemon *d, bool (*listening)(uint16_t port, const char *path),
-                           uint16_t port, const char *path, const char *what, int timeout_ms) {
+static void wait_listening(Daemon *d, bool (*listening)(uint16_t port, const char *path), uint16_t port,
+                           const char *path, const char *what, int timeout_ms) {
         int64_t deadline = harness_now_ms() + harness_ms(timeout_ms);
         for (;;) {
                 if (!daemon_running(d))
@@ -1055,8 +1057,8 @@ static int connect_sa(const struct sockaddr *sa, socklen_t len, int rcvbuf) {
 }
 
 int client_try_connect(uint16_t port) {
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in a = {
+                .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         return connect_sa((struct sockaddr *)&a, sizeof a, 0);
 }
 
@@ -1077,23 +1079,23 @@ void clients_close(const int *fds, size_t n) {
 }
 
 int client_connect_rcvbuf(uint16_t port, int rcvbuf) {
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in a = {
+                .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int fd = connect_sa((struct sockaddr *)&a, sizeof a, rcvbuf);
         cr_assert(fd >= 0, "connect 127.0.0.1:%u: %s", port, strerror(errno));
         return fd;
 }
 
 int client_connect6(uint16_t port) {
-        struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(port),
-                                  .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        struct sockaddr_in6 a = {
+                .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
         int fd = connect_sa((struct sockaddr *)&a, sizeof a, 0);
         cr_assert(fd >= 0, "connect [::1]:%u: %s", port, strerror(errno));
         return fd;
 }
 
 int client_connect_unix(const char *path) {
-        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
         cr_assert(strlen(path) < sizeof a.sun_path);
         strcpy(a.sun_path, path);
         int fd = connect_sa((struct sockaddr *)&a, sizeof a, 0);
@@ -1130,7 +1132,7 @@ static int send_within(int fd, const void *buf, size_t *len, int timeout_ms) {
                         int left = remaining_ms(deadline);
                         if (left == 0)
                                 return -1;
-                        struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+                        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
                         poll(&pfd, 1, left);
                         continue;
                 }
@@ -1149,11 +1151,13 @@ void client_send(int fd, const void *buf, size_t len) {
         cr_assert(e == 0, "send on fd %d failed: %s", fd, e == EIO ? "0 bytes" : strerror(e));
 }
 
-void client_send_str(int fd, const char *s) { client_send(fd, s, strlen(s)); }
+void client_send_str(int fd, const char *s) {
+        client_send(fd, s, strlen(s));
+}
 
 /* Waits until fd is readable (data, EOF or error); false on timeout. */
 static bool wait_readable(int fd, int timeout_ms) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int r;
         do
                 r = poll(&pfd, 1, timeout_ms);
@@ -1168,13 +1172,12 @@ void client_recv_exact(int fd, void *buf, size_t len, int timeout_ms) {
         int64_t deadline = harness_now_ms() + harness_ms(timeout_ms);
         while (got < len) {
                 if (!wait_readable(fd, remaining_ms(deadline)))
-                        cr_assert_fail("fd %d: got %zu of %zu bytes in %d ms", fd, got, len,
-                                       timeout_ms);
+                        cr_assert_fail("fd %d: got %zu of %zu bytes in %d ms", fd, got, len, timeout_ms);
                 ssize_t n = recv(fd, p + got, len - got, MSG_DONTWAIT);
                 if (n < 0 && (errno == EAGAIN || errno == EINTR))
                         continue;
-                cr_assert(n > 0, "fd %d: %s after %zu of %zu bytes", fd,
-                          n == 0 ? "EOF" : strerror(errno), got, len);
+                cr_assert(n > 0, "fd %d: %s after %zu of %zu bytes", fd, n == 0 ? "EOF" : strerror(errno),
+                          got, len);
                 got += (size_t)n;
         }
 }
@@ -1185,8 +1188,8 @@ ssize_t client_try_recv_line(int fd, char *buf, size_t size, int timeout_ms) {
         int64_t deadline = harness_now_ms() + harness_ms(timeout_ms);
         for (;;) {
                 if (!wait_readable(fd, remaining_ms(deadline))) {
-                        cr_assert(got == 0, "fd %d: line cut short after %zu bytes: %.*s", fd,
-                                  got, (int)got, buf);
+                        cr_assert(got == 0, "fd %d: line cut short after %zu bytes: %.*s", fd, got, (int)got,
+                                  buf);
                         return 0;
                 }
                 ssize_t n = recv(fd, buf + got, size - 1 - got, MSG_PEEK | MSG_DONTWAIT);
@@ -1206,8 +1209,7 @@ ssize_t client_try_recv_line(int fd, char *buf, size_t size, int timeout_ms) {
                         buf[got] = '\0';
                         return (ssize_t)got;
                 }
-                cr_assert(got < size - 1, "fd %d: line longer than %zu bytes: %.60s...", fd,
-                          size - 1, buf);
+                cr_assert(got < size - 1, "fd %d: line longer than %zu bytes: %.60s...", fd, size - 1, buf);
         }
 }
 
@@ -1221,8 +1223,8 @@ size_t client_recv_line(int fd, char *buf, size_t size, int timeout_ms) {
 void client_expect_line(int fd, const char *want) {
         char buf[4096];
         size_t n = client_recv_line(fd, buf, sizeof buf, 5000);
-        cr_assert(n == strlen(want) && memcmp(buf, want, n) == 0,
-                  "fd %d: expected \"%s\", got \"%.*s\"", fd, want, (int)n, buf);
+        cr_assert(n == strlen(want) && memcmp(buf, want, n) == 0, "fd %d: expected \"%s\", got \"%.*s\"", fd,
+                  want, (int)n, buf);
 }
 
 bool client_recv_nothing(int fd, int wait_ms) {
@@ -1259,8 +1261,8 @@ static void expect_sync_line(int fd, const char *line, size_t len, const char *t
         snprintf(needle, sizeof needle, "SYNC.%s.", tag);
         const char *p = memmem(line, len, needle, strlen(needle));
         cr_assert(p && line[len - 1] == '\n',
-                  "fd %d: unexpected line during sync (a stale or foreign message?): %.*s", fd,
-                  (int)len, line);
+                  "fd %d: unexpected line during sync (a stale or foreign message?): %.*s", fd, (int)len,
+                  line);
 }
 
 void clients_sync(const int *fds, size_t n, bool echo) {
@@ -1289,7 +1291,7 @@ void clients_sync(const int *fds, size_t n, bool echo) {
                         size_t m = 0;
                         for (size_t i = 0; i < nr; i++)
                                 if (!ok[i]) {
-                                        pf[m] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+                                        pf[m] = (struct pollfd){.fd = fds[i], .events = POLLIN};
                                         idx[m++] = i;
                                 }
                         int r = poll(pf, m, remaining_ms(round_end));
@@ -1389,7 +1391,7 @@ void clients_connect_slow_trio(uint16_t port, SlowTrio *t) {
         t->slow = client_connect_rcvbuf(port, 4096);
         t->healthy = client_connect(port);
         t->sender = client_connect(port);
-        int all[3] = { t->slow, t->healthy, t->sender };
+        int all[3] = {t->slow, t->healthy, t->sender};
         clients_sync(all, 3, false);
 }
 
@@ -1451,8 +1453,8 @@ void seq_reader_init_foreign(SeqReader *r, int fd, size_t msg_len, bool strict, 
 
 void seq_reader_expect_all(const SeqReader *r, uint64_t count, const char *who) {
         cr_assert(r->error[0] == '\0', "%s: %s", who, r->error);
-        cr_assert(r->received == count, "%s got %llu of %llu messages", who,
-                  (unsigned long long)r->received, (unsigned long long)count);
+        cr_assert(r->received == count, "%s got %llu of %llu messages", who, (unsigned long long)r->received,
+                  (unsigned long long)count);
 }
 
 void seq_reader_free(SeqReader *r) {
@@ -1484,17 +1486,17 @@ static void seq_reader_line(SeqReader *r, const char *line, size_t len) {
                 return;
         }
         if (s < 0) {
-                seq_reader_error(r, "fd %d: malformed or partial message #%llu (%zu bytes): %.40s",
-                                 r->fd, (unsigned long long)r->received, len, line);
+                seq_reader_error(r, "fd %d: malformed or partial message #%llu (%zu bytes): %.40s", r->fd,
+                                 (unsigned long long)r->received, len, line);
                 return;
         }
         if (s <= r->last_seq) {
-                seq_reader_error(r, "fd %d: message %ld after %ld (order broken or repeated)",
-                                 r->fd, s, r->last_seq);
+                seq_reader_error(r, "fd %d: message %ld after %ld (order broken or repeated)", r->fd, s,
+                                 r->last_seq);
         } else if (s != r->last_seq + 1) {
                 if (r->strict)
-                        seq_reader_error(r, "fd %d: message %ld after %ld (messages lost)", r->fd,
-                                         s, r->last_seq);
+                        seq_reader_error(r, "fd %d: message %ld after %ld (messages lost)", r->fd, s,
+                                         r->last_seq);
                 r->gaps += (uint64_t)(s - r->last_seq - 1);
         }
         r->last_seq = s;
@@ -1511,8 +1513,8 @@ ssize_t seq_reader_poll(SeqReader *r, size_t max_bytes) {
                 return 0;
         if (n <= 0) {
                 if (r->buf_len)
-                        seq_reader_error(r, "fd %d: stream ended inside a message (%zu bytes)",
-                                         r->fd, r->buf_len);
+                        seq_reader_error(r, "fd %d: stream ended inside a message (%zu bytes)", r->fd,
+                                         r->buf_len);
                 r->eof = true;
                 return -1;
         }
@@ -1542,8 +1544,8 @@ ssize_t seq_reader_poll(SeqReader *r, size_t max_bytes) {
         return n;
 }
 
-void pump_seq(int sender, SeqReader *const readers[], size_t n_readers, uint32_t count,
-              size_t msg_len, Daemon *d, long *max_rss_kib, int timeout_ms) {
+void pump_seq(int sender, SeqReader *const readers[], size_t n_readers, uint32_t count, size_t msg_len,
+              Daemon *d, long *max_rss_kib, int timeout_ms) {
         pump_seq_tick(sender, readers, n_readers, count, msg_len, d, max_rss_kib, timeout_ms, NULL, NULL);
 }
 
@@ -1573,8 +1575,7 @@ void pump_seq_tick(int sender, SeqReader *const readers[], size_t n_readers, uin
                 bool sending = out_off < out_len;
                 bool readers_done = true;
                 for (size_t i = 0; i < n_readers; i++)
-                        if (!readers[i]->eof && !readers[i]->error[0] &&
-                            readers[i]->received < count)
+                        if (!readers[i]->eof && !readers[i]->error[0] && readers[i]->received < count)
                                 readers_done = false;
                 if (ticking)
                         ticking = tick(arg);
@@ -1603,9 +1604,9 @@ void pump_seq_tick(int sender, SeqReader *const readers[], size_t n_readers, uin
                 }
                 size_t m = 0;
                 for (size_t i = 0; i < n_readers; i++)
-                        pf[m++] = (struct pollfd){ .fd = readers[i]->eof ? -1 : readers[i]->fd,
-                                                   .events = POLLIN };
-                pf[m++] = (struct pollfd){ .fd = sending ? sender : -1, .events = POLLOUT };
+                        pf[m++] = (struct pollfd){.fd = readers[i]->eof ? -1 : readers[i]->fd,
+                                                  .events = POLLIN};
+                pf[m++] = (struct pollfd){.fd = sending ? sender : -1, .events = POLLOUT};
                 int r = poll(pf, m, left < 50 ? left : 50);
                 if (r < 0 && errno == EINTR)
                         continue;
@@ -1615,8 +1616,8 @@ void pump_seq_tick(int sender, SeqReader *const readers[], size_t n_readers, uin
                                 while (seq_reader_poll(readers[i], 0) > 0)
                                         ;
                 if (sending && pf[n_readers].revents) {
-                        ssize_t n = send(sender, out + out_off, out_len - out_off,
-                                         MSG_NOSIGNAL | MSG_DONTWAIT);
+                        ssize_t n =
+                                send(sender, out + out_off, out_len - out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
                         if (n > 0)
                                 out_off += (size_t)n;
                         else if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -1625,8 +1626,7 @@ void pump_seq_tick(int sender, SeqReader *const readers[], size_t n_readers, uin
                                 cr_assert_fail("pump: the sender's send failed (%s) after %u of %u "
                                                "messages: the daemon cut off the sender",
                                                strerror(errno),
-                                               next - (uint32_t)((out_len - out_off) / msg_len),
-                                               count);
+                                               next - (uint32_t)((out_len - out_off) / msg_len), count);
                         }
                 }
         }

@@ -49,16 +49,16 @@ typedef struct DaemonOpts {
 
 typedef struct Daemon {
         pid_t pid;
-        uint16_t port;          /* 127.0.0.1:port, the first listen address */
-        char dir[64];           /* private temporary directory */
-        char conf_path[128];    /* dir/eb.conf */
-        char log_path[128];     /* dir/stderr.log: the daemon's stderr */
+        uint16_t port;       /* 127.0.0.1:port, the first listen address */
+        char dir[64];        /* private temporary directory */
+        char conf_path[128]; /* dir/eb.conf */
+        char log_path[128];  /* dir/stderr.log: the daemon's stderr */
         /* Extensions (harness.c owns them). */
-        char out_path[128];     /* dir/stdout.log: the daemon's stdout */
-        bool reaped;            /* waitpid() collected the exit status */
-        int status;             /* daemon_wait()'s value once reaped */
-        DaemonOpts opts;        /* applied by every daemon_exec*() */
-        unsigned runs;          /* processes started in this Daemon */
+        char out_path[128]; /* dir/stdout.log: the daemon's stdout */
+        bool reaped;        /* waitpid() collected the exit status */
+        int status;         /* daemon_wait()'s value once reaped */
+        DaemonOpts opts;    /* applied by every daemon_exec*() */
+        unsigned runs;      /* processes started in this Daemon */
 } Daemon;
 
 /* Writes dir/eb.conf with `listen = ["127.0.0.1:PORT"]; log_level = "info";`
@@ -226,20 +226,20 @@ long seq_msg_parse(const char *line, size_t linelen, size_t len);
 typedef struct SeqReader {
         int fd;
         size_t msg_len;
-        bool strict;            /* every number, no gap, or fail */
-        char *buf;              /* partial line */
+        bool strict; /* every number, no gap, or fail */
+        char *buf;   /* partial line */
         size_t buf_len;
-        uint64_t received;      /* whole, valid messages */
-        long last_seq;          /* -1 before the first */
-        uint64_t gaps;          /* numbers skipped (not strict) */
-        uint64_t bytes;         /* raw bytes read */
+        uint64_t received; /* whole, valid messages */
+        long last_seq;     /* -1 before the first */
+        uint64_t gaps;     /* numbers skipped (not strict) */
+        uint64_t bytes;    /* raw bytes read */
         bool eof;
-        char error[256];        /* first violation; "" when none */
+        char error[256]; /* first violation; "" when none */
         /* Set by seq_reader_init_foreign; zero otherwise. */
-        size_t max_line;        /* longest foreign line accepted */
+        size_t max_line; /* longest foreign line accepted */
         bool (*foreign)(void *arg, const char *line, size_t len);
         void *foreign_arg;
-        uint64_t n_foreign;     /* foreign lines accepted */
+        uint64_t n_foreign; /* foreign lines accepted */
 } SeqReader;
 void seq_reader_init(SeqReader *r, int fd, size_t msg_len, bool strict);
 /* Reads what is there (at most max_bytes; 0 = no limit); returns bytes read,
@@ -261,8 +261,8 @@ void seq_reader_expect_all(const SeqReader *r, uint64_t count, const char *who);
  * once everything is sent and each reader has count messages or failed, or
  * after timeout_ms (the test then fails). When d is not NULL the daemon's RSS
  * is sampled on the way; the maximum (KiB) goes to *max_rss_kib. */
-void pump_seq(int sender, SeqReader *const readers[], size_t n_readers, uint32_t count,
-              size_t msg_len, Daemon *d, long *max_rss_kib, int timeout_ms);
+void pump_seq(int sender, SeqReader *const readers[], size_t n_readers, uint32_t count, size_t msg_len,
+              Daemon *d, long *max_rss_kib, int timeout_ms);
 /* pump_seq that also calls tick(arg) once per round (rounds are at most
  * 50 ms apart, much less while messages flow), for a test that acts while
  * messages flow (signals, config rewrites, a concurrent attacker); it calls

@@ -809,7 +809,8 @@ Test(abuse, sighup_storm_loses_nothing) {
         clients_close(c, 3);
 
         /* The last file's limit is the one in force. */
-        cr_assert(oversize_cuts_sender(d.port, 3000), "a 3000-byte message passed the last file's limit of 2000");
+        cr_assert(oversize_cuts_sender(d.port, 3000),
+                  "a 3000-byte message passed the last file's limit of 2000");
         cr_assert(daemon_log_contains(&d, "max_message_bytes (2000)", 2000));
         expect_recovered(&d, &b, "the SIGHUP storm");
         daemon_stop(&d);
@@ -1345,7 +1346,8 @@ Test(abuse, empty_config_file_means_defaults) {
  * sender off (the defaults would relay it). */
 static void expect_limit_3000(Daemon *d) {
         long long before = stats_value(d, "oversize");
-        cr_assert(oversize_cuts_sender(d->port, 4000), "a 4000-byte message passed: the running settings were lost");
+        cr_assert(oversize_cuts_sender(d->port, 4000),
+                  "a 4000-byte message passed: the running settings were lost");
         /* The warning is rate-limited; the figure is not. */
         cr_assert_eq(wait_stats(d, "oversize", before + 1, 5000), before + 1);
 }

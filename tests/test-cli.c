@@ -44,10 +44,9 @@ static void expect_config_error(const char *conf, int line, const char *setting)
         char where[32], quoted[64];
         snprintf(where, sizeof where, "eb.conf:%d", line);
         snprintf(quoted, sizeof quoted, "'%s'", setting ? setting : "");
-        const char *needles[] = { "error: ", where, setting ? quoted : NULL, NULL };
-        cr_assert(daemon_log_line_has(&d, needles, 0),
-                  "no line with \"error: \", \"%s\"%s%s; log:\n%s", where, setting ? " and " : "",
-                  setting ? quoted : "", log);
+        const char *needles[] = {"error: ", where, setting ? quoted : NULL, NULL};
+        cr_assert(daemon_log_line_has(&d, needles, 0), "no line with \"error: \", \"%s\"%s%s; log:\n%s",
+                  where, setting ? " and " : "", setting ? quoted : "", log);
         cr_assert(strstr(log, d.conf_path), "the error does not give the file's path %s; log:\n%s",
                   d.conf_path, log);
         free(log);
@@ -79,8 +78,7 @@ Test(cli, config_bad_slow_client_value) {
 }
 
 Test(cli, config_bad_log_level) {
-        expect_config_error("listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"loud\";\n", 2,
-                            "log_level");
+        expect_config_error("listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"loud\";\n", 2, "log_level");
 }
 
 Test(cli, config_bad_prefix_directive) {
@@ -93,8 +91,8 @@ Test(cli, config_queue_smaller_than_message) {
         int st = run(&d, HEAD "max_message_bytes = 65536;\nmax_queue_bytes = 2048;\n", NULL);
         char *log = daemon_log_text(&d);
         cr_assert(st == 78, "exit %d (want 78); log:\n%s", st, log);
-        const char *a[] = { "error: ", "eb.conf:4", "'max_queue_bytes'", NULL };
-        const char *b[] = { "error: ", "eb.conf:3", "'max_message_bytes'", NULL };
+        const char *a[] = {"error: ", "eb.conf:4", "'max_queue_bytes'", NULL};
+        const char *b[] = {"error: ", "eb.conf:3", "'max_message_bytes'", NULL};
         cr_assert(daemon_log_line_has(&d, a, 0) || daemon_log_line_has(&d, b, 0),
                   "error does not name the line and setting; log:\n%s", log);
         free(log);
@@ -106,7 +104,7 @@ Test(cli, config_syntax_error) {
         int st = run(&d, HEAD "max_clients = ;\n", NULL);
         char *log = daemon_log_text(&d);
         cr_assert(st == 78, "exit %d for a syntax error (want 78); log:\n%s", st, log);
-        const char *n[] = { "error: ", "eb.conf:3", NULL };
+        const char *n[] = {"error: ", "eb.conf:3", NULL};
         cr_assert(daemon_log_line_has(&d, n, 0), "syntax error not located; log:\n%s", log);
         free(log);
         daemon_stop(&d);
@@ -117,7 +115,7 @@ Test(cli, missing_config_file) {
         daemon_init(&d);
         char path[160];
         snprintf(path, sizeof path, "%s/no-such.conf", d.dir);
-        char *argv[] = { (char *)"-c", path, NULL };
+        char *argv[] = {(char *)"-c", path, NULL};
         daemon_exec(&d, NULL, argv);
         int st = daemon_wait(&d, 5000);
         char *log = daemon_log_text(&d);
@@ -129,16 +127,14 @@ Test(cli, missing_config_file) {
 }
 
 Test(cli, check_config_valid) {
-        char *argvs[2][2] = { { (char *)"-t", NULL }, { (char *)"--check-config", NULL } };
+        char *argvs[2][2] = {{(char *)"-t", NULL}, {(char *)"--check-config", NULL}};
         for (int i = 0; i < 2; i++) {
                 Daemon d;
                 int st = run(&d, HEAD "max_clients = 4321;\nprefix = \"%i> \";\n", argvs[i]);
                 char *out = daemon_out_text(&d), *log = daemon_log_text(&d);
-                cr_assert(st == 0, "%s on a valid file: exit %d; stderr:\n%s", argvs[i][0], st,
-                          log);
+                cr_assert(st == 0, "%s on a valid file: exit %d; stderr:\n%s", argvs[i][0], st, log);
                 cr_assert(strstr(out, "max_clients") && strstr(out, "4321"),
-                          "%s does not print the effective settings on stdout:\n%s", argvs[i][0],
-                          out);
+                          "%s does not print the effective settings on stdout:\n%s", argvs[i][0], out);
                 cr_assert(strstr(out, "max_queue_bytes") && strstr(out, "1048576"),
                           "%s does not print defaults it applied:\n%s", argvs[i][0], out);
                 free(out);
@@ -149,7 +145,7 @@ Test(cli, check_config_valid) {
 
 /* Settings that could not be printed are a failure, not "valid". */
 Test(cli, check_config_stdout_full) {
-        char *argv[] = { (char *)"-t", NULL };
+        char *argv[] = {(char *)"-t", NULL};
         Daemon d;
         daemon_init(&d);
         cr_assert(symlink("/dev/full", d.out_path) == 0, "symlink: %s", strerror(errno));
@@ -163,31 +159,30 @@ Test(cli, check_config_stdout_full) {
 }
 
 Test(cli, check_config_invalid) {
-        char *argv[] = { (char *)"--check-config", NULL };
+        char *argv[] = {(char *)"--check-config", NULL};
         Daemon d;
         int st = run(&d, HEAD "max_clients = 0;\n", argv);
         char *log = daemon_log_text(&d);
         cr_assert(st != 0, "--check-config accepted an invalid file");
         cr_assert(st == 78, "--check-config on an invalid file: exit %d (want 78, EX_CONFIG)", st);
-        const char *n[] = { "eb.conf:3", "max_clients", NULL };
+        const char *n[] = {"eb.conf:3", "max_clients", NULL};
         cr_assert(daemon_log_line_has(&d, n, 0), "the error is not shown; stderr:\n%s", log);
         free(log);
         daemon_stop(&d);
 }
 
 Test(cli, help) {
-        char *argvs[2][2] = { { (char *)"--help", NULL }, { (char *)"-h", NULL } };
+        char *argvs[2][2] = {{(char *)"--help", NULL}, {(char *)"-h", NULL}};
         for (int i = 0; i < 2; i++) {
                 Daemon d;
                 int st = run(&d, NULL, argvs[i]);
                 char *out = daemon_out_text(&d);
                 cr_assert(st == 0, "%s: exit %d", argvs[i][0], st);
                 cr_assert(strstr(out, "epoll-broadcaster.conf"),
-                          "%s does not mention the default config path on stdout:\n%s",
-                          argvs[i][0], out);
+                          "%s does not mention the default config path on stdout:\n%s", argvs[i][0], out);
 #ifdef DEFAULT_CONFIG_PATH
-                cr_assert(strstr(out, DEFAULT_CONFIG_PATH), "%s does not print %s:\n%s",
-                          argvs[i][0], DEFAULT_CONFIG_PATH, out);
+                cr_assert(strstr(out, DEFAULT_CONFIG_PATH), "%s does not print %s:\n%s", argvs[i][0],
+                          DEFAULT_CONFIG_PATH, out);
 #endif
                 cr_assert(strstr(out, "--config") && strstr(out, "--check-config"),
                           "%s does not list the options:\n%s", argvs[i][0], out);
@@ -197,7 +192,7 @@ Test(cli, help) {
 }
 
 Test(cli, version) {
-        char *argvs[2][2] = { { (char *)"--version", NULL }, { (char *)"-V", NULL } };
+        char *argvs[2][2] = {{(char *)"--version", NULL}, {(char *)"-V", NULL}};
         for (int i = 0; i < 2; i++) {
                 Daemon d;
                 int st = run(&d, NULL, argvs[i]);
@@ -207,8 +202,7 @@ Test(cli, version) {
                 cr_assert(strstr(out, PACKAGE_VERSION), "%s does not print %s:\n%s", argvs[i][0],
                           PACKAGE_VERSION, out);
 #else
-                cr_assert(strpbrk(out, "0123456789"), "%s prints no version:\n%s", argvs[i][0],
-                          out);
+                cr_assert(strpbrk(out, "0123456789"), "%s prints no version:\n%s", argvs[i][0], out);
 #endif
                 free(out);
                 daemon_stop(&d);
@@ -216,7 +210,7 @@ Test(cli, version) {
 }
 
 Test(cli, unknown_option_exits_2) {
-        char *argvs[2][2] = { { (char *)"--no-such-option", NULL }, { (char *)"-Z", NULL } };
+        char *argvs[2][2] = {{(char *)"--no-such-option", NULL}, {(char *)"-Z", NULL}};
         for (int i = 0; i < 2; i++) {
                 Daemon d;
                 int st = run(&d, NULL, argvs[i]);
@@ -229,7 +223,7 @@ Test(cli, unknown_option_exits_2) {
 }
 
 Test(cli, unexpected_argument_exits_2) {
-        char *argv[] = { (char *)"stray-argument", NULL };
+        char *argv[] = {(char *)"stray-argument", NULL};
         Daemon d;
         int st = run(&d, HEAD, argv);
         cr_assert(st == 2, "a stray argument: exit %d (want 2, usage error)", st);
@@ -240,8 +234,8 @@ Test(cli, address_in_use_exits_1) {
         Daemon d;
         daemon_init(&d);
         int s = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(d.port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in a = {
+                .sin_family = AF_INET, .sin_port = htons(d.port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         cr_assert(bind(s, (struct sockaddr *)&a, sizeof a) == 0, "bind: %s", strerror(errno));
         cr_assert(listen(s, 8) == 0);
         daemon_exec(&d, HEAD, NULL);
@@ -256,17 +250,15 @@ Test(cli, address_in_use_exits_1) {
 
 static int unix_socket_at(const char *path, bool do_listen) {
         int s = socket(AF_UNIX, SOCK_STREAM, 0);
-        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
         snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
-        cr_assert(bind(s, (struct sockaddr *)&a, sizeof a) == 0, "bind %s: %s", path,
-                  strerror(errno));
+        cr_assert(bind(s, (struct sockaddr *)&a, sizeof a) == 0, "bind %s: %s", path, strerror(errno));
         if (do_listen)
                 cr_assert(listen(s, 8) == 0);
         return s;
 }
 
-#define UNIX_CONF \
-        "listen = [\"127.0.0.1:@PORT@\", \"@DIR@/eb.sock\"];\nlog_level = \"info\";\n"
+#define UNIX_CONF "listen = [\"127.0.0.1:@PORT@\", \"@DIR@/eb.sock\"];\nlog_level = \"info\";\n"
 
 /* A socket file left by a dead process (nothing listening) is replaced. */
 Test(cli, stale_unix_socket_is_replaced) {
@@ -284,7 +276,7 @@ Test(cli, stale_unix_socket_is_replaced) {
         daemon_wait_unix_listening(&d, path, 5000);
         int t = client_connect(d.port);
         int u = client_connect_unix(path);
-        int both[2] = { t, u };
+        int both[2] = {t, u};
         clients_sync(both, 2, false);
         client_send_str(t, "to unix\n");
         char buf[64];
@@ -329,8 +321,7 @@ Test(cli, unix_socket_removed_after_clean_stop) {
         int st = daemon_wait(&d, 5000);
         cr_assert(st == 0, "exit %d after SIGTERM", st);
         struct stat sb;
-        cr_assert(stat(path, &sb) < 0 && errno == ENOENT, "%s still exists after a clean stop",
-                  path);
+        cr_assert(stat(path, &sb) < 0 && errno == ENOENT, "%s still exists after a clean stop", path);
         /* And a restart in the same place works. */
         daemon_exec(&d, UNIX_CONF, NULL);
         daemon_wait_unix_listening(&d, path, 5000);

@@ -24,16 +24,16 @@
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX_CHILDREN 16
-#define STDIO_PIPE (-2)         /* ebcat_spawn: connect this stream to a pipe */
-#define LARGE_BYTES 5000000u    /* 50,000 lines of 100 bytes */
+#define STDIO_PIPE (-2)      /* ebcat_spawn: connect this stream to a pipe */
+#define LARGE_BYTES 5000000u /* 50,000 lines of 100 bytes */
 
 typedef struct Ebcat {
         pid_t pid;
-        int in;                 /* write end of ebcat's stdin, or -1 */
-        int out;                /* ebcat's stdout (pipe read end, or the file), or -1 */
-        bool out_is_file;       /* read() returning 0 means "nothing yet" */
-        int err;                /* read end of ebcat's stderr */
-        char acc[65536];        /* stdout bytes read but not consumed */
+        int in;           /* write end of ebcat's stdin, or -1 */
+        int out;          /* ebcat's stdout (pipe read end, or the file), or -1 */
+        bool out_is_file; /* read() returning 0 means "nothing yet" */
+        int err;          /* read end of ebcat's stderr */
+        char acc[65536];  /* stdout bytes read but not consumed */
         size_t acc_len;
         bool reaped;
         int status;
@@ -101,8 +101,8 @@ static const char *addr_of(uint16_t port) {
  * stdout_fd are STDIO_PIPE, or an fd the child gets as that stream (the
  * caller keeps and closes its copy). stderr is always a pipe. */
 static void ebcat_spawn(Ebcat *e, const char *const args[], int stdin_fd, int stdout_fd) {
-        const char *argv[16] = { harness_ebcat_path() };
-        int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2];
+        const char *argv[16] = {harness_ebcat_path()};
+        int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2];
         size_t n = 1;
 
         for (; args[n - 1]; n++) {
@@ -201,7 +201,7 @@ static char *ebcat_stderr(Ebcat *e) {
         int64_t end = harness_now_ms() + 5000;
 
         for (;;) {
-                struct pollfd p = { .fd = e->err, .events = POLLIN };
+                struct pollfd p = {.fd = e->err, .events = POLLIN};
                 int left = (int)(end - harness_now_ms());
 
                 cr_assert_gt(left, 0, "stderr of ebcat not closed");
@@ -241,8 +241,8 @@ static const char *ebcat_expect_exit(Ebcat *e, int status, int timeout_ms) {
                 cr_assert_str_empty(err, "unexpected stderr: %s", err);
         } else {
                 cr_assert(strncmp(err, "ebcat: ", 7) == 0, "stderr: %s", err);
-                cr_assert(strchr(err, '\n') == err + strlen(err) - 1,
-                          "stderr is not exactly one line: %s", err);
+                cr_assert(strchr(err, '\n') == err + strlen(err) - 1, "stderr is not exactly one line: %s",
+                          err);
         }
         return err;
 }
@@ -279,7 +279,7 @@ static ssize_t ebcat_read_line(Ebcat *e, char *line, size_t size, int timeout_ms
                 if (e->out_is_file) {
                         harness_sleep_ms(MIN(left, 5));
                 } else {
-                        struct pollfd p = { .fd = e->out, .events = POLLIN };
+                        struct pollfd p = {.fd = e->out, .events = POLLIN};
                         (void)poll(&p, 1, left);
                 }
         }
@@ -392,8 +392,8 @@ static void ebcat_read_exact(Ebcat *e, char *buf, size_t len, int timeout_ms) {
                 cr_assert(n == 0 || errno == EAGAIN, "read: %s", strerror(errno));
                 cr_assert(n < 0 || e->out_is_file, "ebcat's stdout closed after %zu of %zu bytes", got, len);
                 if (n == 0 && ebcat_wait(e, 0) >= 0)
-                        cr_assert_fail("ebcat exited with %d after %zu of %zu bytes; stderr: %s", e->status, got,
-                                       len, ebcat_stderr(e));
+                        cr_assert_fail("ebcat exited with %d after %zu of %zu bytes; stderr: %s", e->status,
+                                       got, len, ebcat_stderr(e));
                 harness_sleep_ms(MIN(left, 5));
         }
 }
@@ -401,8 +401,9 @@ static void ebcat_read_exact(Ebcat *e, char *buf, size_t len, int timeout_ms) {
 static void assert_same_bytes(const char *got, const char *expected, size_t len) {
         for (size_t i = 0; i < len; i++)
                 if (got[i] != expected[i])
-                        cr_assert_fail("first difference at byte %zu (message %zu): got '%.20s', expected '%.20s'",
-                                       i, i / 100, got + (i / 100) * 100, expected + (i / 100) * 100);
+                        cr_assert_fail(
+                                "first difference at byte %zu (message %zu): got '%.20s', expected '%.20s'",
+                                i, i / 100, got + (i / 100) * 100, expected + (i / 100) * 100);
 }
 
 /* Gives ebcat a file as stdout; e->out reads the same file. */
@@ -428,8 +429,8 @@ Test(ebcat, send_only_from_a_pipe_delivers_each_line) {
         char line[16];
         Ebcat e;
 
-        ebcat_run_input(&e, (const char *[]){ "-s", addr_of(port), NULL }, "a\nb\n", c,
-                        (const char *[]){ "a\n", "b\n", NULL });
+        ebcat_run_input(&e, (const char *[]){"-s", addr_of(port), NULL}, "a\nb\n", c,
+                        (const char *[]){"a\n", "b\n", NULL});
         cr_assert_eq(ebcat_read_line(&e, line, sizeof(line), 1000), -1, "ebcat -s wrote to stdout");
         cr_assert(client_recv_nothing(c, 200));
         ebcat_close(&e);
@@ -442,8 +443,8 @@ Test(ebcat, send_only_sends_a_last_line_without_lf) {
         Ebcat e;
 
         /* The daemon appends the LF to "y". */
-        ebcat_run_input(&e, (const char *[]){ "--send-only", addr_of(port), NULL }, "x\ny", c,
-                        (const char *[]){ "x\n", "y\n", NULL });
+        ebcat_run_input(&e, (const char *[]){"--send-only", addr_of(port), NULL}, "x\ny", c,
+                        (const char *[]){"x\n", "y\n", NULL});
         ebcat_close(&e);
         close(c);
 }
@@ -457,20 +458,20 @@ Test(ebcat, send_only_large_input_through_a_pipe_arrives_whole_and_in_order) {
         Ebcat e;
 
         cr_assert_not_null(got);
-        ebcat_spawn(&e, (const char *[]){ "-s", addr_of(port), NULL }, STDIO_PIPE, STDIO_PIPE);
+        ebcat_spawn(&e, (const char *[]){"-s", addr_of(port), NULL}, STDIO_PIPE, STDIO_PIPE);
         cr_assert_eq(fcntl(e.in, F_SETFL, O_NONBLOCK), 0);
 
         /* Feed the pipe and read the socket at once: a reader that stopped
          * would be cut off by the daemon as a slow reader. */
         while (received < LARGE_BYTES) {
                 struct pollfd p[2] = {
-                        { .fd = e.in, .events = POLLOUT },
-                        { .fd = c, .events = POLLIN },
+                        {.fd = e.in, .events = POLLOUT},
+                        {.fd = c, .events = POLLIN},
                 };
                 ssize_t n;
 
-                cr_assert_lt(harness_now_ms(), end, "sent %zu, received %zu of %u bytes in 60 s",
-                             sent, received, LARGE_BYTES);
+                cr_assert_lt(harness_now_ms(), end, "sent %zu, received %zu of %u bytes in 60 s", sent,
+                             received, LARGE_BYTES);
                 (void)poll(p, 2, 100);
                 if (p[0].revents) {
                         n = write(e.in, data + sent, LARGE_BYTES - sent);
@@ -504,7 +505,7 @@ Test(ebcat, default_mode_large_input_from_a_file_then_ends) {
         Ebcat e;
 
         cr_assert_not_null(got);
-        ebcat_spawn(&e, (const char *[]){ addr_of(port), NULL }, in, STDIO_PIPE);
+        ebcat_spawn(&e, (const char *[]){addr_of(port), NULL}, in, STDIO_PIPE);
         close(in);
         client_recv_exact(c, got, LARGE_BYTES, 60000);
         assert_same_bytes(got, data, LARGE_BYTES);
@@ -522,7 +523,7 @@ Test(ebcat, listen_only_writes_to_a_file_ignores_stdin_and_ends_when_the_daemon_
         int fd = open_output_file(path);
         Ebcat e;
 
-        ebcat_spawn(&e, (const char *[]){ "-l", addr_of(port), NULL }, STDIO_PIPE, fd);
+        ebcat_spawn(&e, (const char *[]){"-l", addr_of(port), NULL}, STDIO_PIPE, fd);
         close(fd);
         attach_output_file(&e, path);
         ebcat_write(&e, "must-not-be-sent\n"); /* stdin stays open */
@@ -557,7 +558,7 @@ Test(ebcat, listen_only_large_stream_arrives_whole_and_in_order) {
         Ebcat e;
 
         cr_assert_not_null(got);
-        ebcat_spawn(&e, (const char *[]){ "-l", addr_of(port), NULL }, STDIO_PIPE, fd);
+        ebcat_spawn(&e, (const char *[]){"-l", addr_of(port), NULL}, STDIO_PIPE, fd);
         close(fd);
         attach_output_file(&e, path);
         ebcat_sync(&e, c);
@@ -592,7 +593,7 @@ Test(ebcat, default_mode_relays_both_ways_and_ends_with_stdin) {
         char line[64];
         Ebcat e;
 
-        ebcat_spawn(&e, (const char *[]){ addr_of(port), NULL }, STDIO_PIPE, STDIO_PIPE);
+        ebcat_spawn(&e, (const char *[]){addr_of(port), NULL}, STDIO_PIPE, STDIO_PIPE);
         ebcat_sync(&e, c);
 
         ebcat_write(&e, "from-ebcat\n");
@@ -629,7 +630,7 @@ Test(ebcat, default_mode_in_a_terminal) {
         t.c_oflag &= ~(tcflag_t)OPOST;
         cr_assert_eq(tcsetattr(slave, TCSANOW, &t), 0);
 
-        ebcat_spawn(&e, (const char *[]){ addr_of(port), NULL }, slave, slave);
+        ebcat_spawn(&e, (const char *[]){addr_of(port), NULL}, slave, slave);
         close(slave);
         e.out = master;
         e.in = dup(master);
@@ -653,7 +654,7 @@ Test(ebcat, default_mode_ends_with_status_0_when_the_daemon_stops) {
         int c = client_connect(port);
         Ebcat e;
 
-        ebcat_spawn(&e, (const char *[]){ addr_of(port), NULL }, STDIO_PIPE, STDIO_PIPE);
+        ebcat_spawn(&e, (const char *[]){addr_of(port), NULL}, STDIO_PIPE, STDIO_PIPE);
         ebcat_sync(&e, c);
         client_send_str(c, "bye\n");
         ebcat_expect_line(&e, "bye\n");
@@ -677,7 +678,7 @@ Test(ebcat, send_only_reads_and_discards_what_the_server_sends) {
         Ebcat e;
 
         cr_assert(chunk && got);
-        ebcat_spawn(&e, (const char *[]){ "-s", addr_of(port), NULL }, STDIO_PIPE, STDIO_PIPE);
+        ebcat_spawn(&e, (const char *[]){"-s", addr_of(port), NULL}, STDIO_PIPE, STDIO_PIPE);
         ebcat_write(&e, "hello\n");
         client_expect_line(r, "hello\n"); /* ebcat is connected and accepted */
         client_expect_line(c, "hello\n");
@@ -709,7 +710,7 @@ Test(ebcat, send_only_cut_short_by_the_server_fails) {
         const char *err;
         Ebcat e;
 
-        ebcat_spawn(&e, (const char *[]){ "-s", addr_of(port), NULL }, STDIO_PIPE, STDIO_PIPE);
+        ebcat_spawn(&e, (const char *[]){"-s", addr_of(port), NULL}, STDIO_PIPE, STDIO_PIPE);
         ebcat_write(&e, "hello\n");
         client_expect_line(r, "hello\n");
 
@@ -733,11 +734,11 @@ Test(ebcat, unix_socket_address) {
         daemon_wait_unix_listening(d, path, 5000);
         c = client_connect(d->port);
 
-        ebcat_run_input(&e, (const char *[]){ "-s", path, NULL }, "u1\nu2\n", c,
-                        (const char *[]){ "u1\n", "u2\n", NULL });
+        ebcat_run_input(&e, (const char *[]){"-s", path, NULL}, "u1\nu2\n", c,
+                        (const char *[]){"u1\n", "u2\n", NULL});
         ebcat_close(&e);
 
-        ebcat_spawn(&e, (const char *[]){ "-l", path, NULL }, STDIO_PIPE, STDIO_PIPE);
+        ebcat_spawn(&e, (const char *[]){"-l", path, NULL}, STDIO_PIPE, STDIO_PIPE);
         ebcat_sync(&e, c);
         client_send_str(c, "u3\n");
         ebcat_expect_line(&e, "u3\n");
@@ -756,7 +757,8 @@ Test(ebcat, ipv6_address) {
 
         if (!harness_have_ipv6())
                 cr_skip_test("no IPv6 on loopback");
-        daemon_spawn_raw(d, "listen = [\"127.0.0.1:@PORT@\", \"[::1]:@PORT@\"];\nlog_level = \"info\";\n", NULL);
+        daemon_spawn_raw(d, "listen = [\"127.0.0.1:@PORT@\", \"[::1]:@PORT@\"];\nlog_level = \"info\";\n",
+                         NULL);
         daemon_wait_tcp_listening(d, d->port, 5000);
         /* That is either listener: the other may be a moment behind. */
         snprintf(addr, sizeof(addr), "listening on [::1]:%u", (unsigned)d->port);
@@ -764,8 +766,7 @@ Test(ebcat, ipv6_address) {
         c = client_connect(d->port);
 
         snprintf(addr, sizeof(addr), "[::1]:%u", (unsigned)d->port);
-        ebcat_run_input(&e, (const char *[]){ "-s", addr, NULL }, "six\n", c,
-                        (const char *[]){ "six\n", NULL });
+        ebcat_run_input(&e, (const char *[]){"-s", addr, NULL}, "six\n", c, (const char *[]){"six\n", NULL});
         ebcat_close(&e);
         close(c);
 }
@@ -779,8 +780,8 @@ Test(ebcat, host_name_address) {
         /* "localhost" comes from /etc/hosts: no query leaves the machine. If
          * it also names ::1, where nothing listens, the next address is tried. */
         snprintf(addr, sizeof(addr), "localhost:%u", (unsigned)port);
-        ebcat_run_input(&e, (const char *[]){ "-s", addr, NULL }, "by-name\n", c,
-                        (const char *[]){ "by-name\n", NULL });
+        ebcat_run_input(&e, (const char *[]){"-s", addr, NULL}, "by-name\n", c,
+                        (const char *[]){"by-name\n", NULL});
         ebcat_close(&e);
         close(c);
 }
@@ -788,9 +789,9 @@ Test(ebcat, host_name_address) {
 Test(ebcat, connection_refused_exits_1_with_one_line) {
         uint16_t port = harness_free_port();
         const char *modes[][3] = {
-                { "-s", addr_of(port), NULL },
-                { "-l", addr_of(port), NULL },
-                { addr_of(port), NULL, NULL },
+                {"-s", addr_of(port), NULL},
+                {"-l", addr_of(port), NULL},
+                {addr_of(port), NULL, NULL},
         };
         char expected[128];
 
@@ -810,7 +811,7 @@ Test(ebcat, missing_unix_socket_exits_1_with_one_line) {
         const char *err;
         Ebcat e;
 
-        ebcat_spawn_null(&e, (const char *[]){ "-l", path, NULL });
+        ebcat_spawn_null(&e, (const char *[]){"-l", path, NULL});
         err = ebcat_expect_exit(&e, 1, 5000);
         cr_assert(strstr(err, path), "stderr: %s", err);
         ebcat_close(&e);
@@ -818,19 +819,19 @@ Test(ebcat, missing_unix_socket_exits_1_with_one_line) {
 
 Test(ebcat, usage_errors_exit_2_with_one_line) {
         const char *cases[][4] = {
-                { "-l", "-s", NULL },
-                { "--listen-only", "--send-only", NULL },
-                { "-ls", "127.0.0.1:1", NULL },
-                { "-x", NULL },
-                { "--bogus", NULL },
-                { "127.0.0.1:1", "extra", NULL },
-                { "nonsense", NULL },
-                { "127.0.0.1", NULL },
-                { "127.0.0.1:0", NULL },
-                { "127.0.0.1:65536", NULL },
-                { "localhost:port", NULL },
-                { "relative/path.sock", NULL },
-                { "*:7878", NULL },
+                {"-l", "-s", NULL},
+                {"--listen-only", "--send-only", NULL},
+                {"-ls", "127.0.0.1:1", NULL},
+                {"-x", NULL},
+                {"--bogus", NULL},
+                {"127.0.0.1:1", "extra", NULL},
+                {"nonsense", NULL},
+                {"127.0.0.1", NULL},
+                {"127.0.0.1:0", NULL},
+                {"127.0.0.1:65536", NULL},
+                {"localhost:port", NULL},
+                {"relative/path.sock", NULL},
+                {"*:7878", NULL},
         };
 
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -852,7 +853,7 @@ Test(ebcat, help_and_version) {
         ssize_t n;
         Ebcat e;
 
-        ebcat_spawn_null(&e, (const char *[]){ "--help", NULL });
+        ebcat_spawn_null(&e, (const char *[]){"--help", NULL});
         ebcat_expect_exit(&e, 0, 5000);
         ebcat_expect_line(&e, "Usage: ebcat [OPTION]... [ADDRESS]\n");
         while ((n = ebcat_read_line(&e, line, sizeof(line), 1000)) > 0) {
@@ -862,7 +863,7 @@ Test(ebcat, help_and_version) {
         cr_assert(saw_l && saw_s);
         ebcat_close(&e);
 
-        ebcat_spawn_null(&e, (const char *[]){ "-V", NULL });
+        ebcat_spawn_null(&e, (const char *[]){"-V", NULL});
         ebcat_expect_exit(&e, 0, 5000);
         ebcat_expect_line(&e, "ebcat " PACKAGE_VERSION "\n");
         ebcat_close(&e);
@@ -873,7 +874,7 @@ Test(ebcat, closed_stdout_ends_quietly) {
         int c = client_connect(port);
         Ebcat e;
 
-        ebcat_spawn_null(&e, (const char *[]){ "-l", addr_of(port), NULL });
+        ebcat_spawn_null(&e, (const char *[]){"-l", addr_of(port), NULL});
         ebcat_sync(&e, c);
         close(e.out); /* like `ebcat -l | head -1` once head is done */
         e.out = -1;

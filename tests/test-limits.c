@@ -27,9 +27,9 @@ static char *repeat(char ch, size_t n, bool lf) {
 static void expect_peer_warning(Daemon *d, int fd, const char *reason) {
         char peer[64];
         snprintf(peer, sizeof peer, "127.0.0.1:%u", client_local_port(fd));
-        const char *needles[] = { "warning: ", reason, peer, NULL };
-        cr_assert(daemon_log_line_has(d, needles, 3000),
-                  "no log line with \"warning: \", \"%s\" and \"%s\"", reason, peer);
+        const char *needles[] = {"warning: ", reason, peer, NULL};
+        cr_assert(daemon_log_line_has(d, needles, 3000), "no log line with \"warning: \", \"%s\" and \"%s\"",
+                  reason, peer);
 }
 
 /* The daemon cut sender off for an oversize message (what: the failure
@@ -120,7 +120,7 @@ Test(limits, appended_newline_counts_towards_limit) {
         daemon_start(&d, "max_message_bytes = 64;");
         int r = client_connect(d.port);
         int a = client_connect(d.port);
-        int ra[2] = { r, a };
+        int ra[2] = {r, a};
         clients_sync(ra, 2, false);
         char *fits = repeat('f', 63, false); /* 63 + LF = 64: delivered */
         client_send(a, fits, 63);
@@ -132,7 +132,7 @@ Test(limits, appended_newline_counts_towards_limit) {
         free(fits);
 
         int b = client_connect(d.port);
-        int rb[2] = { r, b };
+        int rb[2] = {r, b};
         clients_sync(rb, 2, false);
         char *too = repeat('t', 64, false); /* 64 + LF = 65: never delivered */
         client_try_send(b, too, 64, 2000);
@@ -164,7 +164,7 @@ Test(limits, slow_reader_disconnected) {
 
         SeqReader h;
         seq_reader_init(&h, t.healthy, MSG_LEN, true);
-        SeqReader *rs[] = { &h };
+        SeqReader *rs[] = {&h};
         uint32_t count = overflow_count();
         long max_rss = 0;
         pump_seq(t.sender, rs, 1, count, MSG_LEN, &d, &max_rss, 60000);
@@ -194,18 +194,18 @@ Test(limits, fast_sender_and_prompt_reader_not_cut_off) {
         daemon_start(&d, "max_message_bytes = 4096;\nmax_queue_bytes = 65536;");
         int reader = client_connect(d.port);
         int sender = client_connect(d.port);
-        int all[2] = { reader, sender };
+        int all[2] = {reader, sender};
         clients_sync(all, 2, false);
         SeqReader r;
         seq_reader_init(&r, reader, MSG_LEN, true);
-        SeqReader *rs[] = { &r };
+        SeqReader *rs[] = {&r};
         uint32_t count = 4000; /* 4 MB */
         pump_seq(sender, rs, 1, count, MSG_LEN, NULL, NULL, 60000);
         cr_assert(!r.eof, "the prompt reader was disconnected");
         seq_reader_expect_all(&r, count, "prompt reader");
         char *log = daemon_log_text(&d);
-        cr_assert(!strstr(log, "over max_queue_bytes"),
-                  "queue limit hit with no slow client; log:\n%s", log);
+        cr_assert(!strstr(log, "over max_queue_bytes"), "queue limit hit with no slow client; log:\n%s",
+                  log);
         free(log);
         seq_reader_free(&r);
         close(reader);
@@ -225,7 +225,7 @@ Test(limits, slow_reader_drop_policy) {
         SeqReader h, s;
         seq_reader_init(&h, t.healthy, MSG_LEN, true);
         seq_reader_init(&s, t.slow, MSG_LEN, false);
-        SeqReader *rs[] = { &h };
+        SeqReader *rs[] = {&h};
         uint32_t count = overflow_count();
         long max_rss = 0;
         pump_seq(t.sender, rs, 1, count, MSG_LEN, &d, &max_rss, 60000);
@@ -282,11 +282,10 @@ Test(limits, max_clients_rejects_extra) {
         int c[3];
         daemon_start_clients(&d, "max_clients = 3;", c, 3, false);
         int extra = client_try_connect(d.port);
-        cr_assert(extra >= 0, "connection 4 was not even accepted by the kernel: %s",
-                  strerror(errno));
+        cr_assert(extra >= 0, "connection 4 was not even accepted by the kernel: %s", strerror(errno));
         cr_assert(client_wait_closed(extra, 3000), "connection max_clients+1 was not closed");
         close(extra);
-        const char *needles[] = { "warning: ", "max_clients", NULL };
+        const char *needles[] = {"warning: ", "max_clients", NULL};
         cr_assert(daemon_log_line_has(&d, needles, 2000), "no max_clients warning");
 
         client_send_str(c[0], "three of us\n");
@@ -307,7 +306,7 @@ Test(limits, max_clients_rejects_extra) {
                 }
                 fresh = fd;
         }
-        int now[3] = { c[0], c[1], fresh };
+        int now[3] = {c[0], c[1], fresh};
         clients_sync(now, 3, false);
         client_send_str(fresh, "newcomer\n");
         client_expect_line(c[0], "newcomer\n");
@@ -340,14 +339,13 @@ Test(limits, max_clients_warning_is_rate_limited) {
         int lines = daemon_log_count(&d, "max_clients");
         char *log = daemon_log_text(&d);
         cr_assert(lines >= 1, "no max_clients warning at all; log:\n%s", log);
-        cr_assert(lines <= 10, "%d log lines about max_clients for %d rejections (not rate limited)",
-                  lines, FLOOD);
+        cr_assert(lines <= 10, "%d log lines about max_clients for %d rejections (not rate limited)", lines,
+                  FLOOD);
         /* Per-connection info lines for rejected peers would be a flood too. */
         int total_lines = 0;
         for (const char *p = log; *p; p++)
                 total_lines += *p == '\n';
-        cr_assert(total_lines < FLOOD, "%d log lines for %d rejected connections", total_lines,
-                  FLOOD);
+        cr_assert(total_lines < FLOOD, "%d log lines for %d rejected connections", total_lines, FLOOD);
         free(log);
         cr_assert(daemon_running(&d));
         close(first);
@@ -363,12 +361,12 @@ Test(limits, thousand_clients_all_receive) {
         cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
         if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < N + 64)
                 cr_skip_test("hard RLIMIT_NOFILE %lu is too low", (unsigned long)rl.rlim_max);
-        struct rlimit low = { .rlim_cur = 512, .rlim_max = rl.rlim_max };
+        struct rlimit low = {.rlim_cur = 512, .rlim_max = rl.rlim_max};
         cr_assert(setrlimit(RLIMIT_NOFILE, &low) == 0);
         Daemon d;
         daemon_start(&d, NULL); /* inherits soft 512 */
-        struct rlimit high = { .rlim_cur = rl.rlim_max == RLIM_INFINITY ? 65536 : rl.rlim_max,
-                               .rlim_max = rl.rlim_max };
+        struct rlimit high = {.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 65536 : rl.rlim_max,
+                              .rlim_max = rl.rlim_max};
         if (high.rlim_cur > 65536)
                 high.rlim_cur = 65536;
         cr_assert(setrlimit(RLIMIT_NOFILE, &high) == 0);
@@ -381,8 +379,8 @@ Test(limits, thousand_clients_all_receive) {
         for (int i = 1; i < N; i++) {
                 char buf[64];
                 size_t n = client_recv_line(fds[i], buf, sizeof buf, 5000);
-                cr_assert(n == 16 && memcmp(buf, "hello, thousand\n", 16) == 0,
-                          "client %d got \"%.*s\"", i, (int)n, buf);
+                cr_assert(n == 16 && memcmp(buf, "hello, thousand\n", 16) == 0, "client %d got \"%.*s\"", i,
+                          (int)n, buf);
         }
         cr_assert(client_recv_nothing(fds[0], 100));
         for (int i = 0; i < N; i++)

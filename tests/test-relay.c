@@ -73,7 +73,7 @@ Test(relay, one_global_order_across_senders) {
 
         /* Interleave the senders: round robin, with varying burst sizes so
          * that the daemon sees several of them readable in one round. */
-        int sent[SENDERS] = { 0 };
+        int sent[SENDERS] = {0};
         unsigned rnd = 12345;
         for (int done = 0; done < SENDERS * PER_SENDER;) {
                 for (int s = 0; s < SENDERS; s++) {
@@ -82,8 +82,8 @@ Test(relay, one_global_order_across_senders) {
                         char buf[512];
                         size_t len = 0;
                         for (int b = 0; b < burst && sent[s] < PER_SENDER; b++, done++)
-                                len += (size_t)snprintf(buf + len, sizeof buf - len, "s%d-%d\n",
-                                                        s, sent[s]++);
+                                len += (size_t)snprintf(buf + len, sizeof buf - len, "s%d-%d\n", s,
+                                                        sent[s]++);
                         if (len)
                                 client_send(c[s], buf, len);
                 }
@@ -100,22 +100,21 @@ Test(relay, one_global_order_across_senders) {
         for (int r = 1; r < RECEIVERS; r++)
                 for (size_t i = 0; i < total; i++)
                         cr_assert(seen[SENDERS + r][i] == seen[SENDERS][i],
-                                  "receiver %d differs from receiver 0 at message %zu: %ld vs %ld",
-                                  r, i, seen[SENDERS + r][i], seen[SENDERS][i]);
+                                  "receiver %d differs from receiver 0 at message %zu: %ld vs %ld", r, i,
+                                  seen[SENDERS + r][i], seen[SENDERS][i]);
         /* Per-sender order, and every message exactly once. */
-        int next[SENDERS] = { 0 };
+        int next[SENDERS] = {0};
         int switches = 0;
         for (size_t i = 0; i < total; i++) {
                 long k = seen[SENDERS][i] / 100000, num = seen[SENDERS][i] % 100000;
                 cr_assert(k >= 0 && k < SENDERS);
-                cr_assert(num == next[k], "sender %ld: message %ld arrived where %d was due", k,
-                          num, next[k]);
+                cr_assert(num == next[k], "sender %ld: message %ld arrived where %d was due", k, num,
+                          next[k]);
                 next[k]++;
                 if (i > 0 && seen[SENDERS][i - 1] / 100000 != k)
                         switches++;
         }
-        cr_assert(switches > 4 * SENDERS, "the test did not manage to interleave senders (%d)",
-                  switches);
+        cr_assert(switches > 4 * SENDERS, "the test did not manage to interleave senders (%d)", switches);
         /* Each sender sees the same order minus its own messages. */
         for (int s = 0; s < SENDERS; s++) {
                 size_t want_n = total - PER_SENDER;
@@ -126,8 +125,8 @@ Test(relay, one_global_order_across_senders) {
                         if (seen[SENDERS][i] / 100000 == s)
                                 continue;
                         cr_assert(seen[s][j] == seen[SENDERS][i],
-                                  "sender %d sees message %zu as %ld, receivers saw %ld", s, j,
-                                  seen[s][j], seen[SENDERS][i]);
+                                  "sender %d sees message %zu as %ld, receivers saw %ld", s, j, seen[s][j],
+                                  seen[SENDERS][i]);
                         j++;
                 }
                 cr_assert(client_recv_nothing(c[s], 200), "sender %d got extra data", s);
@@ -145,7 +144,7 @@ Test(relay, one_sender_keeps_order) {
         daemon_start_clients(&d, NULL, c, 2, false);
         SeqReader r;
         seq_reader_init(&r, c[1], 100, true);
-        SeqReader *rs[] = { &r };
+        SeqReader *rs[] = {&r};
         pump_seq(c[0], rs, 1, 20000, 100, NULL, NULL, 30000);
         seq_reader_expect_all(&r, 20000, "reader");
         cr_assert(client_recv_nothing(c[1], 200));
@@ -212,7 +211,7 @@ Test(relay, binary_safe_nul_and_cr) {
         daemon_start_clients(&d, NULL, c, 2, false);
         unsigned char msg[300];
         size_t len = 0;
-        const unsigned char head[] = { 'x', 0, 'y', '\r', 0, 0, '\r', '\r', 0xff, 0x80 };
+        const unsigned char head[] = {'x', 0, 'y', '\r', 0, 0, '\r', '\r', 0xff, 0x80};
         memcpy(msg, head, sizeof head);
         len = sizeof head;
         for (int b = 0; b < 256; b++)
@@ -222,7 +221,7 @@ Test(relay, binary_safe_nul_and_cr) {
         msg[len++] = '\n';
         client_send(c[0], msg, len);
         /* and a message that is a single NUL */
-        const unsigned char nul_msg[] = { 0, '\n' };
+        const unsigned char nul_msg[] = {0, '\n'};
         client_send(c[0], nul_msg, 2);
         unsigned char got[sizeof msg];
         client_recv_exact(c[1], got, len, 5000);
@@ -239,7 +238,7 @@ Test(relay, no_history_for_late_joiner) {
         Daemon d;
         daemon_start(&d, NULL);
         int a = client_connect(d.port), b = client_connect(d.port);
-        int ab[2] = { b, a };
+        int ab[2] = {b, a};
         clients_sync(ab, 2, false);
         client_send_str(a, "before the late joiner\n");
         client_expect_line(b, "before the late joiner\n");
@@ -248,7 +247,7 @@ Test(relay, no_history_for_late_joiner) {
         cr_assert(client_recv_nothing(late, 500), "a late joiner got old messages");
         /* Make sure it is accepted (the sync lines must be the only thing
          * it reads), then it gets new messages. */
-        int all[3] = { late, b, a };
+        int all[3] = {late, b, a};
         clients_sync(all, 3, false);
         client_send_str(a, "after the late joiner\n");
         client_expect_line(late, "after the late joiner\n");
@@ -261,8 +260,7 @@ Test(relay, no_history_for_late_joiner) {
 }
 
 /* Splits "<prefix>payload" at the first occurrence of payload. */
-static void split_prefix(const char *line, size_t len, const char *payload, char *prefix,
-                         size_t psize) {
+static void split_prefix(const char *line, size_t len, const char *payload, char *prefix, size_t psize) {
         size_t pl = strlen(payload);
         cr_assert(len >= pl && memcmp(line + len - pl, payload, pl) == 0,
                   "line \"%.*s\" does not end in \"%s\"", (int)len, line, payload);
@@ -292,8 +290,7 @@ Test(relay, prefix_peer_address) {
 
 static unsigned long long parse_id(const char *prefix, const char *before, const char *after) {
         size_t bl = strlen(before), al = strlen(after), pl = strlen(prefix);
-        cr_assert(pl > bl + al && strncmp(prefix, before, bl) == 0 &&
-                          strcmp(prefix + pl - al, after) == 0,
+        cr_assert(pl > bl + al && strncmp(prefix, before, bl) == 0 && strcmp(prefix + pl - al, after) == 0,
                   "prefix \"%s\" is not \"%s<id>%s\"", prefix, before, after);
         const char *p = prefix + bl;
         size_t n = pl - bl - al;
@@ -319,8 +316,8 @@ Test(relay, prefix_id_and_percent) {
                 cr_assert_str_eq(p1, p2, "recipients saw different prefixes");
                 id[s] = parse_id(p1, "[", "] 100% ");
         }
-        cr_assert(id[0] != id[1] && id[1] != id[2] && id[0] != id[2],
-                  "ids not unique: %llu %llu %llu", id[0], id[1], id[2]);
+        cr_assert(id[0] != id[1] && id[1] != id[2] && id[0] != id[2], "ids not unique: %llu %llu %llu",
+                  id[0], id[1], id[2]);
         /* The same client keeps its id. */
         client_send_str(c[0], "again\n");
         size_t n = client_recv_line(c[1], line, sizeof line, 5000);
@@ -331,7 +328,7 @@ Test(relay, prefix_id_and_percent) {
         cr_assert_str_eq(p1, p2);
         /* A new connection gets an id no one had. */
         int e = client_connect(d.port);
-        int all[4] = { c[1], c[2], c[0], e };
+        int all[4] = {c[1], c[2], c[0], e};
         clients_sync(all, 4, false); /* e sends the sync lines: accepted */
         client_send_str(e, "new\n");
         n = client_recv_line(c[0], line, sizeof line, 5000);
@@ -409,7 +406,7 @@ Test(relay, ipv6_listener) {
         cr_assert(daemon_log_contains(&d, bound, 5000), "no \"%s\"", bound);
         int v4 = client_connect(d.port);
         int v6 = client_connect6(d.port);
-        int s1[2] = { v4, v6 }; /* v6 sends until v4 gets one: both accepted */
+        int s1[2] = {v4, v6}; /* v6 sends until v4 gets one: both accepted */
         clients_sync(s1, 2, false);
         client_send_str(v6, "from six\n");
         char want[128];
@@ -437,7 +434,7 @@ Test(relay, unix_socket_listener) {
         daemon_wait_unix_listening(&d, path, 5000);
         int t = client_connect(d.port);
         int u = client_connect_unix(path);
-        int s1[2] = { t, u }; /* u sends until t gets one: both accepted */
+        int s1[2] = {t, u}; /* u sends until t gets one: both accepted */
         clients_sync(s1, 2, false);
         client_send_str(u, "over unix\n");
         client_expect_line(t, "unix|over unix\n");
@@ -454,11 +451,10 @@ Test(relay, unix_socket_listener) {
  * 127.0.0.1:port (not ::ffff:127.0.0.1). */
 Test(relay, dual_stack_wildcard) {
         Daemon d;
-        daemon_spawn_raw(&d, "listen = [\"*:@PORT@\"];\nlog_level = \"info\";\nprefix = \"%a|\";\n",
-                         NULL);
+        daemon_spawn_raw(&d, "listen = [\"*:@PORT@\"];\nlog_level = \"info\";\nprefix = \"%a|\";\n", NULL);
         daemon_wait_tcp_listening(&d, d.port, 5000);
         int a = client_connect(d.port), b = client_connect(d.port);
-        int ab[2] = { a, b };
+        int ab[2] = {a, b};
         clients_sync(ab, 2, false);
         client_send_str(b, "mapped?\n");
         char want[128];
@@ -466,7 +462,7 @@ Test(relay, dual_stack_wildcard) {
         client_expect_line(a, want);
         if (harness_have_ipv6()) {
                 int c6 = client_connect6(d.port);
-                int all[3] = { a, b, c6 };
+                int all[3] = {a, b, c6};
                 clients_sync(all, 3, false);
                 client_send_str(c6, "six\n");
                 snprintf(want, sizeof want, "[::1]:%u|six\n", client_local_port(c6));

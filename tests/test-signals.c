@@ -33,7 +33,7 @@ static void start_with_backlog(Daemon *d, const char *extra_settings, Backlog *b
         clients_connect_slow_trio(d->port, &b->t);
         SeqReader h;
         seq_reader_init(&h, b->t.healthy, MSG_LEN, true);
-        SeqReader *rs[] = { &h };
+        SeqReader *rs[] = {&h};
         b->count = backlog_count(4u * 1024 * 1024);
         pump_seq(b->t.sender, rs, 1, b->count, MSG_LEN, NULL, NULL, 60000);
         seq_reader_expect_all(&h, b->count, "healthy reader");
@@ -66,8 +66,7 @@ Test(signals, sigterm_drains_backlog_then_exits_0) {
         seq_reader_init(&s, b.t.slow, MSG_LEN, true);
         int64_t deadline = harness_now_ms() + 25000;
         while (!s.eof) {
-                cr_assert(harness_now_ms() < deadline,
-                          "slow reader: no EOF after 25 s (got %llu of %u)",
+                cr_assert(harness_now_ms() < deadline, "slow reader: no EOF after 25 s (got %llu of %u)",
                           (unsigned long long)s.received, b.count);
                 if (seq_reader_poll(&s, 32768) == 0)
                         harness_sleep_ms(2);
@@ -103,8 +102,7 @@ Test(signals, second_sigterm_stops_at_once) {
         start_with_backlog(&d, "shutdown_timeout = 120;\nmax_queue_bytes = 268435456;", &b);
         daemon_signal(&d, SIGTERM);
         harness_sleep_ms(500);
-        cr_assert(daemon_running(&d),
-                  "exited at once on the first SIGTERM although a client had a backlog");
+        cr_assert(daemon_running(&d), "exited at once on the first SIGTERM although a client had a backlog");
         daemon_signal(&d, SIGHUP);
         cr_assert(daemon_log_contains(&d, "SIGHUP while stopping: not reloading", 3000),
                   "no notice for a SIGHUP during the drain");
@@ -113,8 +111,8 @@ Test(signals, second_sigterm_stops_at_once) {
         daemon_signal(&d, SIGTERM);
         int st = daemon_wait(&d, 3000);
         cr_assert(st != -1, "still running 3 s after a second SIGTERM");
-        cr_assert(st != 128 + SIGSEGV && st != 128 + SIGABRT && st != 128 + SIGBUS,
-                  "crashed with status %d", st);
+        cr_assert(st != 128 + SIGSEGV && st != 128 + SIGABRT && st != 128 + SIGBUS, "crashed with status %d",
+                  st);
         cr_assert(client_wait_closed(b.t.slow, 5000));
         slow_trio_close(&b.t);
         daemon_stop(&d);
@@ -129,16 +127,14 @@ Test(signals, shutdown_timeout_expires) {
         int64_t t0 = harness_now_ms();
         daemon_signal(&d, SIGTERM);
         harness_sleep_ms(1000);
-        cr_assert(daemon_running(&d),
-                  "exited within 1 s of SIGTERM although a client had megabytes queued "
-                  "and shutdown_timeout = 2");
+        cr_assert(daemon_running(&d), "exited within 1 s of SIGTERM although a client had megabytes queued "
+                                      "and shutdown_timeout = 2");
         int st = daemon_wait(&d, 4000);
         int64_t elapsed = harness_now_ms() - t0;
         cr_assert(st != -1, "still running %lld ms after SIGTERM with shutdown_timeout = 2",
                   (long long)elapsed);
         cr_assert(st == 0, "exit status %d when shutdown_timeout expired (want 0)", st);
-        cr_assert(elapsed <= 4500, "took %lld ms to stop (shutdown_timeout = 2)",
-                  (long long)elapsed);
+        cr_assert(elapsed <= 4500, "took %lld ms to stop (shutdown_timeout = 2)", (long long)elapsed);
         cr_assert(client_wait_closed(b.t.slow, 10000));
         slow_trio_close(&b.t);
         daemon_stop(&d);
@@ -164,7 +160,7 @@ Test(signals, shutdown_timeout_zero_stops_at_once) {
 /* An idle daemon stops promptly and cleanly on SIGTERM and on SIGINT, and
  * closes its clients. */
 Test(signals, sigterm_and_sigint_when_idle) {
-        int sigs[2] = { SIGTERM, SIGINT };
+        int sigs[2] = {SIGTERM, SIGINT};
         for (int i = 0; i < 2; i++) {
                 Daemon d;
                 int c[2];
@@ -267,7 +263,7 @@ Test(signals, sighup_changed_listen_needs_restart) {
         client_send_str(c[0], "a\n");
         client_expect_line(c[1], "new a\n");
         int e = client_connect(d.port);
-        int all[3] = { c[0], c[1], e };
+        int all[3] = {c[0], c[1], e};
         clients_sync(all, 3, false);
         close(e);
         clients_close(c, 2);
@@ -284,7 +280,7 @@ Test(signals, sighup_invalid_file_changes_nothing) {
         daemon_write_settings(&d, "prefix = \"new \";\nmax_clients = 0;");
         daemon_signal(&d, SIGHUP);
         cr_assert(daemon_log_contains(&d, "reload failed", 3000), "no \"reload failed\" in the log");
-        const char *where[] = { "eb.conf:4", "max_clients", NULL };
+        const char *where[] = {"eb.conf:4", "max_clients", NULL};
         cr_assert(daemon_log_line_has(&d, where, 1000),
                   "the reload error does not name eb.conf:4 and max_clients");
         cr_assert(!daemon_log_contains(&d, "reloaded configuration", 0));
@@ -292,7 +288,8 @@ Test(signals, sighup_invalid_file_changes_nothing) {
         client_expect_line(c[1], "old x\n");
 
         /* A syntax error. */
-        daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\"];\nprefix = \"new \"\n this is { not libconfig");
+        daemon_write_conf(&d,
+                          "listen = [\"127.0.0.1:@PORT@\"];\nprefix = \"new \"\n this is { not libconfig");
         int before = daemon_log_count(&d, "reload failed");
         daemon_signal(&d, SIGHUP);
         int64_t deadline = harness_now_ms() + 3000;
@@ -339,7 +336,7 @@ Test(signals, sigpipe_does_not_kill) {
         cr_assert(daemon_running(&d), "killed by SIGPIPE (status %d)", d.status);
 
         /* c[2] vanishes with a reset; the daemon then writes to it. */
-        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(c[2], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         close(c[2]);
         char msg[MSG_LEN];
@@ -351,8 +348,7 @@ Test(signals, sigpipe_does_not_kill) {
         seq_reader_init(&r, c[1], MSG_LEN, true);
         int64_t deadline = harness_now_ms() + 5000;
         while (r.received < 200 && !r.eof && !r.error[0]) {
-                cr_assert(harness_now_ms() < deadline, "got %llu of 200",
-                          (unsigned long long)r.received);
+                cr_assert(harness_now_ms() < deadline, "got %llu of 200", (unsigned long long)r.received);
                 if (seq_reader_poll(&r, 0) == 0)
                         harness_sleep_ms(2);
         }

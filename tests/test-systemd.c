@@ -1097,21 +1097,23 @@ Test(systemd, journal_stream_malformed_gives_plain_lines) {
                 struct stat st;
                 stat_path(d.log_path, &st);
                 char js[128];
-                const char *forms[] = {"JOURNAL_STREAM=garbage", "JOURNAL_STREAM=1:", "JOURNAL_STREAM=:1", NULL};
+                const char *forms[] = {"JOURNAL_STREAM=garbage", "JOURNAL_STREAM=1:", "JOURNAL_STREAM=:1",
+                                       NULL};
                 if (forms[i])
                         snprintf(js, sizeof js, "%s", forms[i]);
                 else { /* 2^64 = 18446744073 * 10^9 + 709551616 */
                         cr_assert(st.st_dev < 290448384, "st_dev %llu too large for this test",
                                   (unsigned long long)st.st_dev);
                         snprintf(js, sizeof js, "JOURNAL_STREAM=18446744073%09llu:%llu",
-                                 709551616ULL + (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+                                 709551616ULL + (unsigned long long)st.st_dev,
+                                 (unsigned long long)st.st_ino);
                 }
                 const char *env[] = {js, NULL};
                 spawn_daemon(&d, env, NULL, 0);
                 expect_exit(&d, 78, 5000);
                 char *log = daemon_log_text(&d);
-                cr_assert(strncmp(log, "error: ", 7) == 0, "%s: expected a plain \"error: \" line, got:\n%s", js,
-                          log);
+                cr_assert(strncmp(log, "error: ", 7) == 0, "%s: expected a plain \"error: \" line, got:\n%s",
+                          js, log);
                 free(log);
                 daemon_stop(&d);
         }
