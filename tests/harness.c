@@ -478,9 +478,48 @@ static char *find_in_path(const char *name) {
         return found;
 }
 
-/* argv with the wrapper's words put before the daemon's path (wherever it
- * is: argv[0], or after systemd-socket-activate's options). The strings
- * live in *store (free it, and the array). */
+/* Copies the file at from to a new file to, with mode (not masked). */
+static void copy_file(const char *from, const char *to, mode_t mode) {
+        int in = open(from, O_RDONLY | O_CLOEXEC);
+        cr_assert(in >= 0, "%s: %s", from, strerror(errno));
+        int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        cr_assert(out >= 0, "%s: %s", to, strerror(errno));
+        char buf[65536];
+        for (;;) {
+                ssize_t n = read(in, buf, sizeof buf);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                cr_assert(n >= 0, "read %s: %s", from, strerror(errno));
+                if (n == 0)
+                        break;
+                size_t left = (size_t)n;
+                cr_assert(send_all_fd(out, buf, &left), "write %s: %s", to, strerror(errno));
+        }
+        cr_assert(fchmod(out, mode) == 0, "chmod %s: %s", to, strerror(errno));
+        cr_assert(close(out) == 0, "close %s: %s", to, strerror(errno));
+        close(in);
+}
+
+const char *daemon_program(Daemon *d) {
+        const char *bin = harness_daemon_path();
+        if (!d->opts.uid)
+                return bin;
+        cr_assert(d->dir[0], "daemon_program without daemon_init");
+        if (!d->program[0]) {
+                const char *base = strrchr(bin, '/');
+                int n = snprintf(d->program, sizeof d->program, "%s/%s", d->dir, base ? base + 1 : bin);
+                cr_assert(n > 0 && (size_t)n < sizeof d->program, "path of the daemon's copy too long");
+                /* Reachable, not listable, by the other user. */
+                cr_assert(chmod(d->dir, 0711) == 0, "chmod %s: %s", d->dir, strerror(errno));
+                copy_file(bin, d->program, 0755);
+        }
+        return d->program;
+}
+
+/* argv with the daemon's path (wherever it is: argv[0], or after
+ * systemd-socket-activate's options) replaced by daemon_program(d) and the
+ * wrapper's words put before it. The strings live in *store (free it, and
+ * the array). */
 static char **wrap_argv(Daemon *d, char *const argv[], char **store, char **program) {
         size_t argc = 0;
         while (argv[argc])
@@ -491,7 +530,7 @@ static char **wrap_argv(Daemon *d, char *const argv[], char **store, char **prog
         *store = *program = NULL;
         const char *w = wrapper_text();
         size_t at = argc;
-        for (size_t i = 0; w && i < argc; i++)
+        for (size_t i = 0; i < argc; i++)
                 if (strcmp(argv[i], harness_daemon_path()) == 0) {
                         at = i;
                         break;
@@ -499,7 +538,7 @@ static char **wrap_argv(Daemon *d, char *const argv[], char **store, char **prog
         size_t k = 0;
         for (size_t i = 0; i < at; i++)
                 out[k++] = argv[i];
-        if (at < argc) {
+        if (at < argc && w) {
                 char *log = wrapper_log_path(d);
                 /* "@LOG@" first: expand() knows "@DIR@". */
                 char *t = strdup(w), *text = NULL;
@@ -528,6 +567,8 @@ static char **wrap_argv(Daemon *d, char *const argv[], char **store, char **prog
         for (size_t i = at; i < argc; i++)
                 out[k++] = argv[i];
         out[k] = NULL;
+        if (at < argc)
+                out[k - (argc - at)] = (char *)daemon_program(d);
         return out;
 }
 
@@ -560,6 +601,57 @@ static void apply_opts_in_child(const DaemonOpts *o) {
                         _exit(125);
                 }
         }
+}
+
+bool daemon_program_runs(Daemon *d, char *why, size_t why_size) {
+        const char *prog = daemon_program(d);
+        int pipefd[2]; /* the child's exec errno, if exec fails */
+        cr_assert(pipe2(pipefd, O_CLOEXEC) == 0, "pipe2: %s", strerror(errno));
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        cr_assert(null >= 0);
+        char *const argv[] = {(char *)prog, (char *)"--version", NULL};
+        fflush(NULL);
+        pid_t pid = fork();
+        cr_assert(pid >= 0, "fork: %s", strerror(errno));
+        if (pid == 0) {
+                close(pipefd[0]);
+                dup2(null, 0);
+                dup2(null, 1);
+                dup2(null, 2);
+                apply_opts_in_child(&d->opts);
+                execve(prog, argv, environ);
+                int e = errno;
+                (void)!write(pipefd[1], &e, sizeof e);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        close(null);
+        int e = 0;
+        ssize_t n;
+        do
+                n = read(pipefd[0], &e, sizeof e);
+        while (n < 0 && errno == EINTR);
+        close(pipefd[0]);
+        int st;
+        pid_t r;
+        do
+                r = waitpid(pid, &st, 0);
+        while (r < 0 && errno == EINTR);
+        cr_assert(r == pid, "waitpid: %s", strerror(errno));
+        if (n == (ssize_t)sizeof e) {
+                snprintf(why, why_size, "user %u, group %u cannot execute %s: %s", (unsigned)d->opts.uid,
+                         (unsigned)d->opts.gid, prog, strerror(e));
+                return false;
+        }
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                snprintf(why, why_size, "%s --version as user %u, group %u: %s %d%s", prog,
+                         (unsigned)d->opts.uid, (unsigned)d->opts.gid,
+                         WIFEXITED(st) ? "exit status" : "signal",
+                         WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+                         WIFEXITED(st) && WEXITSTATUS(st) == 125 ? " (cannot become that user)" : "");
+                return false;
+        }
+        return true;
 }
 
 void daemon_exec_argv(Daemon *d, char *const argv_in[], const char *const extra_env[], const int *fds,

@@ -59,6 +59,7 @@ typedef struct Daemon {
         int status;         /* daemon_wait()'s value once reaped */
         DaemonOpts opts;    /* applied by every daemon_exec*() */
         unsigned runs;      /* processes started in this Daemon */
+        char program[128];  /* dir/epoll-broadcaster once daemon_program() made it */
 } Daemon;
 
 /* Writes dir/eb.conf with `listen = ["127.0.0.1:PORT"]; log_level = "info";`
@@ -134,6 +135,18 @@ char *daemon_out_text(Daemon *d);
 bool daemon_out_contains(Daemon *d, const char *needle);
 /* True when an IPv6 socket can be bound on ::1. */
 bool harness_have_ipv6(void);
+
+/* The daemon binary a daemon_exec*() of d starts: harness_daemon_path(), or,
+ * when d->opts.uid names another user, a copy of it (mode 0755) in d->dir,
+ * made on first use: that user may not reach the build tree (a clone in a
+ * private home, mode 0700), but can reach d->dir (mode 0711 for it). Every
+ * argv that names harness_daemon_path() runs the copy then, under
+ * EB_DAEMON_WRAPPER too. */
+const char *daemon_program(Daemon *d);
+/* True when d->opts's user and group can run daemon_program(d): it is
+ * executed with --version as they would run it and must exit 0. False
+ * otherwise (a /tmp mounted noexec, say), with the reason in why. */
+bool daemon_program_runs(Daemon *d, char *why, size_t why_size);
 
 /* daemon_start() with opts applied to the daemon process. */
 void daemon_start_opts(Daemon *d, const char *extra_settings, const DaemonOpts *opts);

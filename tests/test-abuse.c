@@ -1166,31 +1166,39 @@ static char *garbage(size_t len, bool printable, uint64_t seed) {
         return g;
 }
 
-/* Whether the user 'nobody' could run the daemon binary (a build tree in a
- * private home could stop it). */
-static bool nobody_can_run_daemon(void) {
-        const char *path = harness_daemon_path();
-        pid_t pid = fork();
-        cr_assert(pid >= 0);
-        if (pid == 0)
-                _exit(setgroups(0, NULL) == 0 && setresgid(65534, 65534, 65534) == 0 &&
-                                      setresuid(65534, 65534, 65534) == 0 && access(path, X_OK) == 0
-                              ? 0
-                              : 1);
-        int st;
-        cr_assert(waitpid(pid, &st, 0) == pid);
-        return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+/* Root opens any file whatever its mode, so an honest "unreadable" needs a
+ * daemon that is not root: as root, d is made to run as nobody, from the
+ * harness's copy of the binary in d's directory (the build tree may be where
+ * nobody cannot reach it: a clone in a private home). A test run as
+ * non-root needs nothing. Skips the test when nobody cannot run even the
+ * copy. */
+static void run_unprivileged(Daemon *d) {
+        if (geteuid() != 0)
+                return;
+        d->opts.uid = 65534;
+        d->opts.gid = 65534;
+        char why[512];
+        if (!daemon_program_runs(d, why, sizeof why))
+                cr_skip_test("an unreadable file needs a daemon that is not root, and %s", why);
 }
 
-/* Root opens any file whatever its mode, so an honest "unreadable" needs a
- * daemon that is not root: it runs as nobody (a test as non-root needs
- * nothing). NULL when neither is possible. */
-static const DaemonOpts *unprivileged(void) {
-        static const DaemonOpts nobody = {.uid = 65534, .gid = 65534};
-        static const DaemonOpts self = {0};
-        if (geteuid() != 0)
-                return &self;
-        return nobody_can_run_daemon() ? &nobody : NULL;
+/* The running daemon's real, effective, saved and file-system user IDs are
+ * all uid (from /proc). */
+static void expect_runs_as(Daemon *d, uid_t uid) {
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%d/status", (int)d->pid);
+        FILE *f = fopen(path, "r");
+        cr_assert(f, "%s: %s", path, strerror(errno));
+        unsigned ids[4] = {0};
+        int n = 0;
+        while (fgets(line, sizeof line, f))
+                if ((n = sscanf(line, "Uid: %u %u %u %u", &ids[0], &ids[1], &ids[2], &ids[3])) == 4)
+                        break;
+        fclose(f);
+        cr_assert_eq(n, 4, "no Uid line in %s", path);
+        for (int i = 0; i < 4; i++)
+                cr_assert_eq(ids[i], (unsigned)uid, "the daemon runs with user IDs %u %u %u %u, not %u",
+                             ids[0], ids[1], ids[2], ids[3], (unsigned)uid);
 }
 
 /* The bad files, made at dir/eb.conf, what the error must say, and whether
@@ -1288,36 +1296,38 @@ static void exec_with_conf_path(Daemon *d) {
         daemon_exec(d, NULL, argv);
 }
 
-/* SPEC §4: a configuration error is exit 78 with one error line naming the
- * file; the daemon never got to listen. */
-Test(abuse, bad_config_file_at_start_exits_78) {
-        const DaemonOpts *unpriv = unprivileged();
-        for (BadConf k = 0; k < N_BAD_CONF; k++) {
-                if (k == BAD_UNREADABLE && !unpriv) {
-                        cr_log_warn("unreadable file not tested: nobody cannot run %s",
-                                    harness_daemon_path());
-                        continue;
-                }
-                Daemon d;
-                daemon_init(&d);
-                conf_in_subdir(&d, NULL);
-                make_bad_conf(&d, k);
-                if (k == BAD_UNREADABLE)
-                        d.opts = *unpriv;
-                exec_with_conf_path(&d);
-                int st = daemon_wait(&d, 10000);
-                char *log = daemon_log_text(&d);
-                cr_assert(st == 78, "%s: exit status %d (want 78); log:\n%s", bad_conf_error[k], st, log);
-                const char *needles[] = {"error: ", d.conf_path, bad_conf_error[k], NULL};
-                cr_assert(daemon_log_line_has(&d, needles, 0), "no error line with %s and \"%s\"; log:\n%s",
-                          d.conf_path, bad_conf_error[k], log);
-                free(log);
-                daemon_stop(&d);
-        }
+/* Starts the daemon with the bad file of kind k (as nobody for an
+ * unreadable one, or skips). SPEC §4: a configuration error is exit 78 with
+ * one error line naming the file; the daemon never got to listen. */
+static void expect_bad_conf_at_start(BadConf k) {
+        Daemon d;
+        daemon_init(&d);
+        if (k == BAD_UNREADABLE)
+                run_unprivileged(&d);
+        conf_in_subdir(&d, NULL);
+        make_bad_conf(&d, k);
+        exec_with_conf_path(&d);
+        int st = daemon_wait(&d, 10000);
+        char *log = daemon_log_text(&d);
+        cr_assert(st == 78, "%s: exit status %d (want 78); log:\n%s", bad_conf_error[k], st, log);
+        const char *needles[] = {"error: ", d.conf_path, bad_conf_error[k], NULL};
+        cr_assert(daemon_log_line_has(&d, needles, 0), "no error line with %s and \"%s\"; log:\n%s",
+                  d.conf_path, bad_conf_error[k], log);
+        free(log);
+        daemon_stop(&d);
 }
 
-/* An empty file is valid: every default, 'listen' included (loopback port
- * 7878, so the live part needs that port free). */
+Test(abuse, bad_config_file_at_start_exits_78) {
+        for (BadConf k = 0; k < N_BAD_CONF; k++)
+                if (k != BAD_UNREADABLE) /* its own test: it may have to skip */
+                        expect_bad_conf_at_start(k);
+}
+
+Test(abuse, unreadable_config_file_at_start_exits_78) {
+        expect_bad_conf_at_start(BAD_UNREADABLE);
+}
+
+/* An empty file is valid: every default. */
 Test(abuse, empty_config_file_means_defaults) {
         Daemon d;
         daemon_init(&d);
@@ -1327,10 +1337,14 @@ Test(abuse, empty_config_file_means_defaults) {
         cr_assert(daemon_out_contains(&d, "max_message_bytes = 65536"),
                   "--check-config did not print the defaults");
         daemon_stop(&d);
-        if (!harness_port_free(7878)) {
-                cr_log_warn("port 7878 is in use: the daemon was not started with the empty file");
-                return;
-        }
+}
+
+/* The default 'listen' of an empty file: loopback port 7878 (so this needs
+ * that port free). */
+Test(abuse, empty_config_file_listens_on_default_port) {
+        if (!harness_port_free(7878))
+                cr_skip_test("port 7878 is in use: the daemon cannot be started with the empty file");
+        Daemon d;
         daemon_init(&d);
         d.port = 7878;
         daemon_exec(&d, "", NULL);
@@ -1352,36 +1366,34 @@ static void expect_limit_3000(Daemon *d) {
         cr_assert_eq(wait_stats(d, "oversize", before + 1, 5000), before + 1);
 }
 
-/* SPEC §4 SIGHUP: an invalid file is reported and the running settings are
- * kept; the daemon goes on relaying. An empty file is valid: defaults (and
- * a 'listen' that needs a restart). */
+/* Makes the file bad (kind k) and reloads: SPEC §4 SIGHUP, an invalid file
+ * is reported and the running settings are kept; the daemon goes on
+ * relaying. Then valid settings again in the file. */
+static void expect_reload_refused(Daemon *d, BadConf k) {
+        make_bad_conf(d, k);
+        daemon_signal(d, SIGHUP);
+        const char *needles[] = {"error: ", "reload failed", bad_conf_error[k], NULL};
+        cr_assert(daemon_log_line_has(d, needles, 5000), "no reload error with \"%s\"", bad_conf_error[k]);
+        expect_limit_3000(d);
+        daemon_check_relays(d);
+        restore_conf(d, k, RELOAD_SETTINGS);
+}
+
+/* Every bad kind but the unreadable file (its own test: it may have to
+ * skip). An empty file is valid: defaults (and a 'listen' that needs a
+ * restart). */
 Test(abuse, bad_config_file_on_reload_keeps_running_settings) {
-        const DaemonOpts *unpriv = unprivileged();
         Daemon d;
         Baseline b;
         daemon_init(&d);
-        if (unpriv)
-                d.opts = *unpriv;
         conf_in_subdir(&d, RELOAD_SETTINGS);
         exec_with_conf_path(&d);
         daemon_wait_tcp_listening(&d, d.port, 5000);
         baseline_take(&d, &b);
 
-        for (BadConf k = 0; k < N_BAD_CONF; k++) {
-                if (k == BAD_UNREADABLE && !unpriv) {
-                        cr_log_warn("unreadable file not tested: nobody cannot run %s",
-                                    harness_daemon_path());
-                        continue;
-                }
-                make_bad_conf(&d, k);
-                daemon_signal(&d, SIGHUP);
-                const char *needles[] = {"error: ", "reload failed", bad_conf_error[k], NULL};
-                cr_assert(daemon_log_line_has(&d, needles, 5000), "no reload error with \"%s\"",
-                          bad_conf_error[k]);
-                expect_limit_3000(&d);
-                daemon_check_relays(&d);
-                restore_conf(&d, k, RELOAD_SETTINGS);
-        }
+        for (BadConf k = 0; k < N_BAD_CONF; k++)
+                if (k != BAD_UNREADABLE)
+                        expect_reload_refused(&d, k);
 
         daemon_write_conf(&d, "");
         daemon_signal(&d, SIGHUP);
@@ -1399,5 +1411,32 @@ Test(abuse, bad_config_file_on_reload_keeps_running_settings) {
         cr_assert_eq(client_recv_line(c[1], got, sizeof got, 5000), sizeof msg);
         clients_close(c, 2);
         expect_recovered(&d, &b, "bad configuration files");
+        daemon_stop(&d);
+}
+
+/* The daemon runs as nobody (or skips): a file it cannot read is refused on
+ * reload; restored, it is read again. */
+Test(abuse, unreadable_config_file_on_reload_keeps_running_settings) {
+        Daemon d;
+        Baseline b;
+        daemon_init(&d);
+        run_unprivileged(&d);
+        conf_in_subdir(&d, RELOAD_SETTINGS);
+        exec_with_conf_path(&d);
+        daemon_wait_tcp_listening(&d, d.port, 5000);
+        expect_runs_as(&d, d.opts.uid ? d.opts.uid : geteuid());
+        baseline_take(&d, &b);
+
+        expect_reload_refused(&d, BAD_UNREADABLE);
+
+        int before = daemon_log_count(&d, "reloaded configuration");
+        daemon_signal(&d, SIGHUP);
+        int64_t deadline = harness_now_ms() + harness_ms(5000);
+        while (daemon_log_count(&d, "reloaded configuration") == before) {
+                cr_assert(harness_now_ms() < deadline, "the restored file was not reloaded within 5 s");
+                harness_sleep_ms(20);
+        }
+        expect_limit_3000(&d);
+        expect_recovered(&d, &b, "an unreadable configuration file");
         daemon_stop(&d);
 }
