@@ -247,6 +247,7 @@ typedef struct Walk {
         uint32_t off;
         uint32_t run;
         bool mid;
+        uint64_t skipped; /* bytes of 'skip' runs stepped over */
 } Walk;
 
 static Walk walk_from(const LogCursor *c) {
@@ -297,6 +298,7 @@ static bool walk_span(Walk *w, uint64_t skip, const char **ret_p, size_t *ret_le
                         return true;
                 }
                 w->off = r->off + r->len;
+                w->skipped += len;
         }
 }
 
@@ -332,7 +334,7 @@ static void cursor_store(BcastLog *log, LogCursor *c, const Walk *w) {
         c->mid_message = w->mid;
 }
 
-void bcastlog_advance(BcastLog *log, LogCursor *c, uint64_t skip, size_t bytes) {
+uint64_t bcastlog_advance(BcastLog *log, LogCursor *c, uint64_t skip, size_t bytes) {
         Walk w = walk_from(c);
         const char *p;
         size_t len;
@@ -345,6 +347,17 @@ void bcastlog_advance(BcastLog *log, LogCursor *c, uint64_t skip, size_t bytes) 
         /* Rest on the next byte to send, so own runs pin no block. */
         (void)walk_span(&w, skip, &p, &len);
         cursor_store(log, c, &w);
+        return w.skipped;
+}
+
+uint64_t bcastlog_skip_ahead(const BcastLog *log _unused_, const LogCursor *c, uint64_t skip) {
+        Walk w = walk_from(c);
+        const char *p;
+        size_t len;
+
+        while (walk_span(&w, skip, &p, &len))
+                walk_consume(&w, p, len);
+        return w.skipped;
 }
 
 static size_t count_lf(const char *p, size_t len) {
@@ -354,8 +367,8 @@ static size_t count_lf(const char *p, size_t len) {
         return n;
 }
 
-int bcastlog_cursor_drop(BcastLog *log, LogCursor *c, uint64_t skip, uint64_t limit, char **ret_rest,
-                         size_t *ret_rest_len) {
+int bcastlog_cursor_drop(BcastLog *log, LogCursor *c, uint64_t skip, uint64_t skip_ahead, uint64_t limit,
+                         LogDrop *ret) {
         Walk w = walk_from(c);
         const char *p;
         size_t len;
@@ -384,41 +397,53 @@ int bcastlog_cursor_drop(BcastLog *log, LogCursor *c, uint64_t skip, uint64_t li
                 }
         }
 
-        /* Skip whole messages until at most 'limit' bytes remain: stop just
-         * past the first LF at or after position target - 1, since every
-         * message starts right after a LF. */
-        uint64_t end = bcastlog_end(log);
-        uint64_t target = end > limit ? end - limit : 0;
-        int dropped = 0;
+        /* Skip whole messages until at most 'limit' bytes wait for the
+         * reader, its own runs not counted. Within another sender's run the
+         * own bytes ahead are constant, so the stop is just past the first
+         * LF at or after position 'need' (every message starts right after a
+         * LF); an own run is stepped over whole. */
+        uint64_t end = bcastlog_end(log), dropped = 0;
+        bool boundary = true;
         const LogRun *r;
-        if (w.blk->start + w.off < target) {
-                uint64_t need = target - 1;
-                while ((r = walk_settle(&w))) {
-                        uint64_t pos = w.blk->start + w.off;
-                        p = w.blk->data + w.off;
-                        len = r->off + r->len - w.off;
-                        size_t k = len;
-                        bool found = false;
-                        if (pos + len > need) {
-                                size_t from = need > pos ? (size_t)(need - pos) : 0;
-                                const char *lf = memchr(p + from, '\n', len - from);
-                                if (lf) {
-                                        k = (size_t)(lf - p) + 1;
-                                        found = true;
-                                }
-                        }
-                        if (r->sender != skip)
-                                dropped += (int)count_lf(p, k);
-                        w.off += (uint32_t)k;
-                        if (found)
-                                break;
+        while ((r = walk_settle(&w))) {
+                uint64_t pos = w.blk->start + w.off;
+                uint64_t own = skip_ahead > w.skipped ? MIN(skip_ahead - w.skipped, end - pos) : 0;
+                if (boundary && end - pos - own <= limit)
+                        break;
+                p = w.blk->data + w.off;
+                len = r->off + r->len - w.off;
+                if (r->sender == skip) {
+                        w.off += (uint32_t)len;
+                        w.skipped += len;
+                        boundary = p[len - 1] == '\n';
+                        continue;
                 }
+                uint64_t need = end - own > limit ? end - own - limit - 1 : 0;
+                size_t k = len;
+                bool found = false;
+                if (pos + len > need) {
+                        size_t from = need > pos ? (size_t)(need - pos) : 0;
+                        const char *lf = memchr(p + from, '\n', len - from);
+                        if (lf) {
+                                k = (size_t)(lf - p) + 1;
+                                found = true;
+                        }
+                }
+                dropped += count_lf(p, k);
+                w.off += (uint32_t)k;
+                boundary = p[k - 1] == '\n';
+                if (found)
+                        break;
         }
         w.mid = false;
         (void)walk_span(&w, skip, &p, &len);
         cursor_store(log, c, &w);
 
-        *ret_rest = rest_len ? TAKE_PTR(rest) : NULL;
-        *ret_rest_len = rest_len;
-        return dropped;
+        *ret = (LogDrop){
+                .messages = dropped,
+                .skipped = w.skipped,
+                .rest = rest_len ? TAKE_PTR(rest) : NULL,
+                .rest_len = rest_len,
+        };
+        return 0;
 }

@@ -54,17 +54,29 @@ uint64_t bcastlog_backlog(const BcastLog *log, const LogCursor *c);
 size_t bcastlog_fill(const BcastLog *log, const LogCursor *c, uint64_t skip, struct iovec *iov,
                      size_t max_iov, size_t max_bytes, size_t *ret_bytes);
 /* Moves the cursor past 'bytes' sent from what bcastlog_fill() offered
- * (same 'skip'), then past any runs of 'skip' that follow. */
-void bcastlog_advance(BcastLog *log, LogCursor *c, uint64_t skip, size_t bytes);
+ * (same 'skip'), then past any runs of 'skip' that follow. Returns the bytes
+ * of 'skip' runs it stepped over. */
+uint64_t bcastlog_advance(BcastLog *log, LogCursor *c, uint64_t skip, size_t bytes);
+
+/* Bytes of 'skip' runs between the cursor and the end that the cursor will
+ * step over (for a reader that has just stopped receiving its own messages). */
+uint64_t bcastlog_skip_ahead(const BcastLog *log, const LogCursor *c, uint64_t skip);
+
+typedef struct LogDrop {
+        uint64_t messages; /* whole messages skipped that the reader would have received */
+        uint64_t skipped;  /* bytes of 'skip' runs stepped over */
+        char *rest;        /* the rest of a partly delivered message, to send first; or NULL */
+        size_t rest_len;
+} LogDrop;
 
 /* For a reader over its limit when the policy is to drop: moves the cursor
- * forward to the first message boundary at which at most 'limit' bytes
- * remain. A message already partly delivered is never cut: its remainder is
- * copied to a new buffer (*ret_rest, *ret_rest_len; NULL/0 if none) for the
- * caller to send first. Returns the number of whole messages skipped that
- * the reader would have received, or -ENOMEM with nothing changed. */
-int bcastlog_cursor_drop(BcastLog *log, LogCursor *c, uint64_t skip, uint64_t limit, char **ret_rest,
-                         size_t *ret_rest_len);
+ * forward to the first message boundary at which at most 'limit' bytes wait
+ * for the reader; runs of 'skip' do not count ('skip_ahead' says how many of
+ * their bytes lie ahead of the cursor). A message already partly delivered
+ * is never cut: its remainder is copied to a new buffer for the caller to
+ * send first. Returns 0 with *ret filled, or -ENOMEM with nothing changed. */
+int bcastlog_cursor_drop(BcastLog *log, LogCursor *c, uint64_t skip, uint64_t skip_ahead, uint64_t limit,
+                         LogDrop *ret);
 
 /* Bytes of memory held by blocks (for statistics and tests). */
 size_t bcastlog_memory(const BcastLog *log);

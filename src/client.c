@@ -1,6 +1,8 @@
 /* Client: owns one connection's buffers (framer, drop remainder) and its
- * place in the broadcast log. Invariant: 'rest' is sent before anything
- * from the cursor, since it is the end of a message the cursor has passed. */
+ * place in the broadcast log. Invariants: 'rest' is sent before anything
+ * from the cursor, since it is the end of a message the cursor has passed;
+ * own_pending counts exactly the bytes of the client's own runs that its
+ * cursor will step over, so what waits for it is a subtraction. */
 #include "client.h"
 
 #include <errno.h>
@@ -16,6 +18,7 @@ int client_new(Client **ret, uint64_t id, const struct sockaddr *peer, socklen_t
                 return -ENOMEM;
         c->id = id;
         c->src.fd = -1;
+        c->transport = TRANSPORT_PLAIN;
         list_init(&c->link);
         list_init(&c->src.ready);
         c->tcp = peer->sa_family == AF_INET || peer->sa_family == AF_INET6;
@@ -43,50 +46,89 @@ size_t client_peer(const Client *c, char *buf, size_t size) {
         return addr_format((const struct sockaddr *)&c->peer, len, buf, size);
 }
 
-/* Bytes queued for this client in the server's memory. */
-static uint64_t client_backlog(const Client *c, const BcastLog *log) {
-        return bcastlog_backlog(log, &c->cursor) + (c->rest_len - c->rest_off);
+ssize_t client_read(Client *c, char *buf, size_t n) {
+        ssize_t r = transports[c->transport]->read(c->src.fd, buf, n);
+        /* A reset, a timeout, any failure: the stream is over, and what
+         * arrived before it has been read (SPEC: a reset sender's last line
+         * is still delivered). */
+        return r < 0 && r != -EAGAIN ? 0 : r;
 }
 
-static void client_drop_rest(Client *c) {
-        free(c->rest);
-        c->rest = NULL;
-        c->rest_len = c->rest_off = 0;
+int client_next_message(Client *c, const char **in, size_t *in_len, size_t max, const char **ret_msg,
+                        size_t *ret_len) {
+        return framer_next(&c->framer, in, in_len, max, ret_msg, ret_len);
+}
+
+int client_last_message(Client *c, size_t max, const char **ret_msg, size_t *ret_len) {
+        return framer_finish(&c->framer, max, ret_msg, ret_len);
+}
+
+size_t client_pending_input(const Client *c) {
+        return framer_pending(&c->framer);
+}
+
+uint64_t client_waiting(const Client *c, const BcastLog *log, uint64_t skip) {
+        uint64_t own = skip == c->id ? c->own_pending : 0;
+        return bcastlog_backlog(log, &c->cursor) - own + c->rest_len;
+}
+
+static void client_passed_own(Client *c, uint64_t bytes) {
+        c->own_pending -= (uint32_t)MIN(bytes, (uint64_t)c->own_pending);
 }
 
 int client_flush(Client *c, BcastLog *log, uint64_t skip) {
         struct iovec iov[IOV_MAX];
-        size_t n = 0, rest = c->rest_len - c->rest_off;
+        size_t n = 0, rest = c->rest_len;
 
         if (rest > 0)
-                iov[n++] = (struct iovec){.iov_base = c->rest + c->rest_off, .iov_len = rest};
+                iov[n++] = (struct iovec){.iov_base = c->rest, .iov_len = rest};
         size_t from_log;
         n += bcastlog_fill(log, &c->cursor, skip, iov + n, IOV_MAX - n,
                            CLIENT_FLUSH_MAX_BYTES - MIN(rest, CLIENT_FLUSH_MAX_BYTES - 1), &from_log);
-        size_t total = rest + from_log;
-        if (total == 0) {
+        if (rest + from_log == 0) {
                 /* Only the client's own messages were left: step over them. */
-                bcastlog_advance(log, &c->cursor, skip, 0);
+                client_passed_own(c, bcastlog_advance(log, &c->cursor, skip, 0));
                 return 0;
         }
 
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
-        ssize_t w = sendmsg(c->src.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = transports[c->transport]->writev(c->src.fd, iov, n);
         if (w < 0) {
-                if (errno == EINTR)
-                        return 1;
-                if (errno == EAGAIN) {
+                if (w == -EAGAIN)
                         c->writable = false;
-                        return -EAGAIN;
-                }
-                return -errno;
+                return (int)w;
         }
 
         size_t sent = (size_t)w, from_rest = MIN(sent, rest);
-        c->rest_off += (uint32_t)from_rest;
-        if (c->rest && c->rest_off == c->rest_len)
-                client_drop_rest(c);
-        bcastlog_advance(log, &c->cursor, skip, sent - from_rest);
+        if (from_rest == rest) {
+                free(c->rest);
+                c->rest = NULL;
+                c->rest_len = 0;
+        } else if (from_rest > 0) {
+                /* Rare (a drop cut into a message) and at most one message. */
+                memmove(c->rest, c->rest + from_rest, rest - from_rest);
+                c->rest_len -= (uint32_t)from_rest;
+        }
+        client_passed_own(c, bcastlog_advance(log, &c->cursor, skip, sent - from_rest));
 
-        return client_backlog(c, log) > 0 ? 1 : 0;
+        return client_waiting(c, log, skip) > 0 ? 1 : 0;
+}
+
+int64_t client_drop(Client *c, BcastLog *log, uint64_t skip, uint64_t limit) {
+        LogDrop drop;
+        uint64_t own = skip == c->id ? c->own_pending : 0;
+        int r = bcastlog_cursor_drop(log, &c->cursor, skip, own, limit, &drop);
+        if (r < 0)
+                return r;
+        client_passed_own(c, drop.skipped);
+        if (drop.rest) {
+                /* The cursor never moves while an older remainder is unsent,
+                 * so a drop finds at most one. */
+                c->rest = drop.rest;
+                c->rest_len = (uint32_t)drop.rest_len;
+        }
+        return (int64_t)MIN(drop.messages, (uint64_t)INT64_MAX);
+}
+
+int client_shutdown(Client *c) {
+        return transports[c->transport]->shutdown(c->src.fd);
 }

@@ -60,6 +60,8 @@ typedef enum Key {
         KEY_PREFIX,
         KEY_TCP_KEEPALIVE,
         KEY_SHUTDOWN_TIMEOUT,
+        KEY_MAX_PARTIAL_BYTES,
+        KEY_PARTIAL_TIMEOUT,
         KEY_LOG_LEVEL,
         N_KEYS,
         KEY_INVALID = -1,
@@ -76,6 +78,8 @@ static const char *const key_names[N_KEYS] = {
         [KEY_PREFIX] = "prefix",
         [KEY_TCP_KEEPALIVE] = "tcp_keepalive",
         [KEY_SHUTDOWN_TIMEOUT] = "shutdown_timeout",
+        [KEY_MAX_PARTIAL_BYTES] = "max_partial_bytes",
+        [KEY_PARTIAL_TIMEOUT] = "partial_timeout",
         [KEY_LOG_LEVEL] = "log_level",
 };
 
@@ -156,6 +160,8 @@ int config_new_default(Config **ret) {
                 return -ENOMEM;
         c->tcp_keepalive = 60;
         c->shutdown_timeout = 5;
+        c->max_partial_bytes = 64 * 1024 * 1024;
+        c->partial_timeout = 30;
         c->log_level = LOG_LEVEL_NOTICE;
 
         *ret = TAKE_PTR(c);
@@ -990,6 +996,16 @@ static int load_setting(LoadContext *ctx, const config_setting_t *s, Key key, Co
                 if (r >= 0)
                         c->shutdown_timeout = (uint32_t)v;
                 return r;
+        case KEY_MAX_PARTIAL_BYTES:
+                r = load_int(ctx, s, key, CONFIG_MAX_MESSAGE_MIN, CONFIG_MAX_PARTIAL_MAX, &v);
+                if (r >= 0)
+                        c->max_partial_bytes = (uint64_t)v;
+                return r;
+        case KEY_PARTIAL_TIMEOUT:
+                r = load_int(ctx, s, key, 0, CONFIG_PARTIAL_TIMEOUT_MAX, &v);
+                if (r >= 0)
+                        c->partial_timeout = (uint32_t)v;
+                return r;
         case KEY_LOG_LEVEL:
                 r = load_enum(ctx, s, key, log_level_names, ARRAY_SIZE(log_level_names), &idx);
                 if (r >= 0)
@@ -1095,6 +1111,14 @@ int config_load(const char *path, bool must_exist, Config **ret, bool *ret_used_
                                      c->max_queue_bytes, c->max_message_bytes);
         }
 
+        if (c->max_partial_bytes < c->max_message_bytes) {
+                /* The default is above the largest max_message_bytes: it was set. */
+                return setting_error(&ctx, seen[KEY_MAX_PARTIAL_BYTES], KEY_MAX_PARTIAL_BYTES,
+                                     "%" PRIu64 " is less than max_message_bytes (%" PRIu32
+                                     "): unfinished lines must have room for at least one message",
+                                     c->max_partial_bytes, c->max_message_bytes);
+        }
+
         *ret = TAKE_PTR(c);
         if (ret_used_defaults)
                 *ret_used_defaults = false;
@@ -1137,6 +1161,9 @@ void config_print(const Config *c, FILE *f) {
         (void)fputs(";\n", f);
         (void)fprintf(f, "tcp_keepalive = %" PRIu32 ";\n", c->tcp_keepalive);
         (void)fprintf(f, "shutdown_timeout = %" PRIu32 ";\n", c->shutdown_timeout);
+        (void)fprintf(f, "max_partial_bytes = %" PRIu64 "%s;\n", c->max_partial_bytes,
+                      c->max_partial_bytes > INT_MAX ? "L" : "");
+        (void)fprintf(f, "partial_timeout = %" PRIu32 ";\n", c->partial_timeout);
         s = log_level_to_string(c->log_level);
         (void)fprintf(f, "log_level = \"%s\";\n", s ?: "invalid");
 }

@@ -36,6 +36,8 @@ typedef enum LogLevel {
 #define CONFIG_PREFIX_MAX 256      /* template length in bytes */
 #define CONFIG_KEEPALIVE_MAX 32767 /* Linux TCP_KEEPIDLE limit */
 #define CONFIG_SHUTDOWN_TIMEOUT_MAX 3600
+#define CONFIG_MAX_PARTIAL_MAX (64LL * 1024 * 1024 * 1024) /* and at least max_message_bytes */
+#define CONFIG_PARTIAL_TIMEOUT_MAX 3600
 
 typedef struct Config {
         SockAddr listen[CONFIG_LISTEN_MAX];
@@ -47,9 +49,11 @@ typedef struct Config {
         uint64_t max_queue_bytes;
         SlowClientPolicy slow_client;
         bool echo;
-        char *prefix;              /* validated template, "" = none */
-        uint32_t tcp_keepalive;    /* seconds, 0 = off */
-        uint32_t shutdown_timeout; /* seconds */
+        char *prefix;               /* validated template, "" = none */
+        uint32_t tcp_keepalive;     /* seconds, 0 = off */
+        uint32_t shutdown_timeout;  /* seconds */
+        uint64_t max_partial_bytes; /* unfinished lines of all clients together */
+        uint32_t partial_timeout;   /* seconds an unfinished line may wait, 0 = forever */
         LogLevel log_level;
 } Config;
 

@@ -14,6 +14,8 @@ typedef struct Framer {
         uint32_t cap;
         /* The last line returned lives in 'partial': drop it on the next call. */
         uint32_t handed_out;
+        /* The caller's, in its padding: when the unfinished line began. */
+        uint32_t since;
 } Framer;
 
 #define FRAMER_INIT                                                                                         \

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "log.h"
+
 /* A Unix socket path that exists: is anything listening on it? */
 static int unix_path_stale(const SockAddr *a) {
         struct stat st;
@@ -17,7 +19,9 @@ static int unix_path_stale(const SockAddr *a) {
                 return -errno;
         if (!S_ISSOCK(st.st_mode))
                 return -EADDRINUSE;
-        _cleanup_close_ int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        /* Non-blocking: a listener with a full backlog (EAGAIN) is in use,
+         * and must not stall the start. */
+        _cleanup_close_ int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (probe < 0)
                 return -errno;
         if (connect(probe, &a->sa, a->len) == 0)
@@ -49,7 +53,8 @@ static int listener_bind(const SockAddr *a) {
 }
 
 int listener_open(Listener *l, const SockAddr *a) {
-        *l = (Listener){.addr = *a};
+        *l = (Listener){.addr = *a, .src.fd = -1};
+        list_init(&l->src.ready);
         addr_format_listen(a, l->name, sizeof(l->name));
 
         int fd = listener_bind(a);
@@ -70,6 +75,7 @@ int listener_open(Listener *l, const SockAddr *a) {
 
 int listener_adopt(Listener *l, int fd) {
         *l = (Listener){.src.fd = -1};
+        list_init(&l->src.ready);
         int r = sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1);
         if (r < 0)
                 return r;
@@ -87,6 +93,40 @@ int listener_adopt(Listener *l, int fd) {
         /* systemd owns the socket and any file behind it. */
         l->owns_path = false;
         l->src.fd = fd;
+        return 0;
+}
+
+int listener_adopt_passed(Listener **ret, size_t *ret_n) {
+        int n = sd_listen_fds(1);
+        if (n < 0) {
+                log_error("cannot read the sockets passed by systemd: %s", strerror(-n));
+                return n;
+        }
+        *ret = NULL;
+        *ret_n = 0;
+        if (n == 0)
+                return 0;
+        Listener *ls = calloc((size_t)n, sizeof(Listener));
+        if (!ls) {
+                for (int i = 0; i < n; i++)
+                        safe_close(SD_LISTEN_FDS_START + i);
+                log_error("out of memory");
+                return -ENOMEM;
+        }
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                int r = listener_adopt(&ls[i], fd);
+                if (r < 0) {
+                        log_error("passed file descriptor %d is not a listening stream socket: %s", fd,
+                                  strerror(-r));
+                        for (int j = 0; j < n; j++)
+                                safe_close(SD_LISTEN_FDS_START + j);
+                        free(ls);
+                        return -ENOTSOCK;
+                }
+        }
+        *ret = ls;
+        *ret_n = (size_t)n;
         return 0;
 }
 

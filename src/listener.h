@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
 
 #include "addr.h"
@@ -28,6 +29,12 @@ int listener_open(Listener *l, const SockAddr *a);
  * listening stream socket (-ENOTSOCK otherwise), makes it non-blocking.
  * Returns 0 or -errno. */
 int listener_adopt(Listener *l, int fd);
+
+/* Takes over every listening socket systemd passed (sd_listen_fds): *ret
+ * (NULL when none) holds *ret_n listeners. A passed fd that is not a
+ * listening stream socket fails the whole start: -ENOTSOCK, logged, every
+ * passed fd closed. Returns 0 or -errno. */
+int listener_adopt_passed(Listener **ret, size_t *ret_n);
 
 /* Accepts one connection (non-blocking, close-on-exec). Returns the fd, or
  * -errno (-EAGAIN when the queue is empty). */

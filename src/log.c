@@ -31,6 +31,10 @@ static bool log_to_journal_with_fields(int priority, const char *msg) {
                                "EB_PEER=%s", client_peer, NULL) >= 0;
 }
 
+bool log_enabled(int priority) {
+        return priority <= max_priority;
+}
+
 const char *log_last_error(void) {
         return last_error;
 }

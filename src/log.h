@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <syslog.h>
 
@@ -12,6 +13,8 @@
 void log_open(void);
 /* Lines less important than 'max_priority' (a LOG_* value) are dropped. */
 void log_set_max_priority(int max_priority);
+/* Whether a line of 'priority' would be written: skip formatting it if not. */
+bool log_enabled(int priority);
 void log_full(int priority, const char *fmt, ...) _printf_(2, 3);
 void log_fullv(int priority, const char *fmt, va_list ap) _printf_(2, 0);
 /* Names the client the following lines are about (NULL peer: none). In the

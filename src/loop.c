@@ -40,15 +40,17 @@ Loop *loop_free(Loop *l) {
 }
 
 int loop_add(Loop *l, Source *s, int fd, SourceDispatch dispatch) {
-        s->fd = fd;
-        s->events = 0;
-        s->dispatch = dispatch;
-        list_init(&s->ready);
         struct epoll_event ev = {
                 .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                 .data.ptr = s,
         };
-        return epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+                return -errno;
+        s->fd = fd;
+        s->events = 0;
+        s->dispatch = dispatch;
+        list_init(&s->ready);
+        return 0;
 }
 
 void loop_remove(Loop *l _unused_, Source *s) {

@@ -29,7 +29,8 @@ typedef struct Loop Loop;
 int loop_new(Loop **ret, void *userdata);
 Loop *loop_free(Loop *l);
 
-/* Registers fd (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET). Returns 0 or -errno. */
+/* Registers fd (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET) as s. Returns 0, or
+ * -errno with s untouched (the caller still owns and closes fd). */
 int loop_add(Loop *l, Source *s, int fd, SourceDispatch dispatch);
 /* Forgets a source before its fd is closed (closing deregisters the fd). */
 void loop_remove(Loop *l, Source *s);

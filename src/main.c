@@ -147,6 +147,8 @@ int main(int argc, char *argv[]) {
 
         _cleanup_server_ Server *server = NULL;
         r = server_new(&server, config, config_path, explicit_path);
+        if (r >= 0)
+                r = server_listen(server);
         if (r < 0) {
                 notify_failed(-r, "Failed to start: %s", log_last_error());
                 return EXIT_FAILURE;

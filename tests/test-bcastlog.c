@@ -53,6 +53,22 @@ static void buf_free(Buf *b) {
         *b = (Buf){0};
 }
 
+/* The drop of slow_client = "drop" as the server calls it: own bytes ahead
+ * of the cursor do not count towards the limit. Returns the messages
+ * skipped. */
+static int drop(BcastLog *log, LogCursor *c, uint64_t skip, uint64_t limit, char **ret_rest,
+                size_t *ret_rest_len) {
+        uint64_t own = skip == BCASTLOG_NO_SENDER ? 0 : bcastlog_skip_ahead(log, c, skip);
+        LogDrop d;
+        cr_assert_eq(bcastlog_cursor_drop(log, c, skip, own, limit, &d), 0);
+        cr_assert_leq(d.skipped, own, "stepped over %llu own bytes of %llu", (unsigned long long)d.skipped,
+                      (unsigned long long)own);
+        cr_assert_eq(bcastlog_skip_ahead(log, c, skip), own - d.skipped, "own bytes ahead miscounted");
+        *ret_rest = d.rest;
+        *ret_rest_len = d.rest_len;
+        return (int)d.messages;
+}
+
 /* A message of len bytes: random bytes, NUL and CR included, never LF,
  * then a LF. */
 static char *make_msg(size_t len) {
@@ -732,7 +748,7 @@ Test(bcastlog, drop_lands_on_first_boundary_within_limit) {
         size_t rest_len = 1234;
         /* end 10000, limit 950: the first boundary with at most 950 bytes
          * after it is 9100 (900 left); messages 0..90 are dropped. */
-        int r = bcastlog_cursor_drop(log, &c, 9, 950, &rest, &rest_len);
+        int r = drop(log, &c, 9, 950, &rest, &rest_len);
         cr_assert_eq(r, 91, "dropped %d", r);
         cr_assert_null(rest);
         cr_assert_eq(rest_len, 0);
@@ -762,21 +778,21 @@ Test(bcastlog, drop_at_exact_boundary_and_limit_zero) {
         size_t rest_len;
 
         /* limit 1000 is exactly 10 messages: land at 9000, drop 90. */
-        cr_assert_eq(bcastlog_cursor_drop(log, &c, 9, 1000, &rest, &rest_len), 90);
+        cr_assert_eq(drop(log, &c, 9, 1000, &rest, &rest_len), 90);
         cr_assert_eq(bcastlog_backlog(log, &c), 1000);
         cr_assert_null(rest);
 
         /* limit 0: everything goes. */
-        cr_assert_eq(bcastlog_cursor_drop(log, &d, 9, 0, &rest, &rest_len), 100);
+        cr_assert_eq(drop(log, &d, 9, 0, &rest, &rest_len), 100);
         cr_assert_eq(bcastlog_backlog(log, &d), 0);
         struct iovec iov[2];
         size_t bytes;
         cr_assert_eq(bcastlog_fill(log, &d, 9, iov, 2, SIZE_MAX, &bytes), 0);
 
         /* Within the limit already: nothing is dropped. */
-        cr_assert_eq(bcastlog_cursor_drop(log, &c, 9, 1000, &rest, &rest_len), 0);
+        cr_assert_eq(drop(log, &c, 9, 1000, &rest, &rest_len), 0);
         cr_assert_eq(bcastlog_backlog(log, &c), 1000);
-        cr_assert_eq(bcastlog_cursor_drop(log, &c, 9, 5000, &rest, &rest_len), 0);
+        cr_assert_eq(drop(log, &c, 9, 5000, &rest, &rest_len), 0);
         cr_assert_eq(bcastlog_backlog(log, &c), 1000);
 
         /* Later messages still arrive after a drop. */
@@ -806,7 +822,7 @@ Test(bcastlog, drop_at_exact_boundary_between_senders) {
         }
         char *rest;
         size_t rest_len;
-        cr_assert_eq(bcastlog_cursor_drop(log, &c, 9, 1000, &rest, &rest_len), 90);
+        cr_assert_eq(drop(log, &c, 9, 1000, &rest, &rest_len), 90);
         cr_assert_eq(bcastlog_backlog(log, &c), 1000);
         Buf got = {0}, want = {0};
         drain(log, &c, 9, 8, SIZE_MAX, STEP_ALL, &got);
@@ -828,14 +844,16 @@ Test(bcastlog, drop_counts_only_messages_the_reader_would_get) {
         fill_hundred(log, msgs, 3); /* 0, 3, 6, ... are the reader's own */
         char *rest;
         size_t rest_len;
-        /* Land at 9100 as before: of messages 0..90, 31 are own. */
-        int r = bcastlog_cursor_drop(log, &c, 9, 950, &rest, &rest_len);
-        cr_assert_eq(r, 60, "dropped %d", r);
+        /* Own messages do not wait for the reader: with 950 bytes allowed it
+         * keeps 9 of the others' (86, 88, 89, ..., 98), so it lands at 8600;
+         * of the 66 others' messages 57 are dropped. */
+        int r = drop(log, &c, 9, 950, &rest, &rest_len);
+        cr_assert_eq(r, 57, "dropped %d", r);
         cr_assert_null(rest);
-        cr_assert_eq(bcastlog_backlog(log, &c), 900);
+        cr_assert_eq(bcastlog_backlog(log, &c), 1400);
 
         Buf got = {0}, want = {0};
-        for (int i = 91; i < 100; i++)
+        for (int i = 86; i < 100; i++)
                 if (i % 3 != 0)
                         buf_put(&want, msgs[i], 100);
         drain(log, &c, 9, 8, SIZE_MAX, STEP_RANDOM, &got);
@@ -846,7 +864,7 @@ Test(bcastlog, drop_counts_only_messages_the_reader_would_get) {
         bcastlog_cursor_init(log, &e);
         free_hundred(msgs);
         fill_hundred(log, msgs, 3);
-        cr_assert_eq(bcastlog_cursor_drop(log, &e, BCASTLOG_NO_SENDER, 950, &rest, &rest_len), 91);
+        cr_assert_eq(drop(log, &e, BCASTLOG_NO_SENDER, 950, &rest, &rest_len), 91);
 
         bcastlog_cursor_release(log, &c);
         bcastlog_cursor_release(log, &e);
@@ -867,7 +885,7 @@ Test(bcastlog, drop_returns_rest_of_partly_sent_message) {
 
         char *rest = NULL;
         size_t rest_len = 0;
-        int r = bcastlog_cursor_drop(log, &c, 9, 950, &rest, &rest_len);
+        int r = drop(log, &c, 9, 950, &rest, &rest_len);
         /* Message 3 is finished from the copy; 4..90 (87) are dropped. */
         cr_assert_eq(r, 87, "dropped %d", r);
         cr_assert_not_null(rest);
@@ -881,7 +899,7 @@ Test(bcastlog, drop_returns_rest_of_partly_sent_message) {
          * remainder. */
         bcastlog_advance(log, &c, 9, 150);
         Buf got = {0}, want = {0};
-        cr_assert_eq(bcastlog_cursor_drop(log, &c, 9, 100000, &rest, &rest_len), 0);
+        cr_assert_eq(drop(log, &c, 9, 100000, &rest, &rest_len), 0);
         if (rest)
                 buf_put(&got, rest, rest_len);
         free(rest);
@@ -915,7 +933,7 @@ Test(bcastlog, drop_rest_of_message_spanning_blocks) {
 
         char *rest = NULL;
         size_t rest_len = 0;
-        int r = bcastlog_cursor_drop(log, &c, 5, 200, &rest, &rest_len);
+        int r = drop(log, &c, 5, 200, &rest, &rest_len);
         cr_assert_eq(rest_len, big_len - 5000);
         cr_assert(memcmp(rest, big + 5000, rest_len) == 0);
         free(rest);
@@ -1177,7 +1195,11 @@ static void model_run(uint64_t seed) {
                                              (unsigned long long)step, bytes, (unsigned long long)want, n);
                         uint64_t w = rnd() % 4;
                         size_t k = bytes == 0 || w == 0 ? 0 : w == 1 ? bytes : rnd_range(1, bytes);
-                        bcastlog_advance(log, &r->c, r->skip, k);
+                        uint64_t own = bcastlog_skip_ahead(log, &r->c, r->skip);
+                        uint64_t passed = bcastlog_advance(log, &r->c, r->skip, k);
+                        cr_assert_eq(bcastlog_skip_ahead(log, &r->c, r->skip), own - passed,
+                                     "step %llu: advance stepped over %llu own bytes, not what it said",
+                                     (unsigned long long)step, (unsigned long long)passed);
                         model_advance(&m, r, k);
                         stats[1]++;
                 } else if (op < 84) {
@@ -1213,11 +1235,18 @@ static void model_run(uint64_t seed) {
                                 r->idx++;
                                 r->off = 0;
                         }
-                        uint64_t target = m.end > limit ? m.end - limit : 0;
+                        /* Whole messages go, oldest first, until at most
+                         * 'limit' bytes of others' messages wait. */
+                        uint64_t waiting = 0;
+                        for (size_t j = r->idx; j < m.n; j++)
+                                if (m.msgs[j].sender != r->skip)
+                                        waiting += m.msgs[j].len;
                         int want_dropped = 0;
-                        while (r->idx < m.n && m.msgs[r->idx].pos < target) {
-                                if (m.msgs[r->idx].sender != r->skip)
+                        while (r->idx < m.n && waiting > limit) {
+                                if (m.msgs[r->idx].sender != r->skip) {
                                         want_dropped++;
+                                        waiting -= m.msgs[r->idx].len;
+                                }
                                 r->idx++;
                         }
                         model_settle(&m, r);
@@ -1225,7 +1254,7 @@ static void model_run(uint64_t seed) {
 
                         char *rest = NULL;
                         size_t rest_len = 0;
-                        int got = bcastlog_cursor_drop(log, &r->c, r->skip, limit, &rest, &rest_len);
+                        int got = drop(log, &r->c, r->skip, limit, &rest, &rest_len);
                         cr_assert_eq(got, want_dropped, "step %llu: dropped %d, expected %d",
                                      (unsigned long long)step, got, want_dropped);
                         cr_assert_eq(rest_len, want_rest.len, "step %llu: rest of %zu bytes, expected %zu",
@@ -1236,7 +1265,9 @@ static void model_run(uint64_t seed) {
                                           (unsigned long long)step);
                         free(rest);
                         buf_free(&want_rest);
-                        cr_assert_leq(bcastlog_backlog(log, &r->c), limit);
+                        uint64_t own =
+                                r->skip == BCASTLOG_NO_SENDER ? 0 : bcastlog_skip_ahead(log, &r->c, r->skip);
+                        cr_assert_leq(bcastlog_backlog(log, &r->c) - own, limit);
                         stats[4]++;
                 }
 

@@ -127,6 +127,8 @@ static void expect_defaults(const Config *c) {
         cr_expect_str_eq(c->prefix, "");
         cr_expect_eq(c->tcp_keepalive, 60);
         cr_expect_eq(c->shutdown_timeout, 5);
+        cr_expect_eq(c->max_partial_bytes, 67108864);
+        cr_expect_eq(c->partial_timeout, 30);
         cr_expect_eq(c->log_level, LOG_LEVEL_NOTICE);
 }
 
@@ -148,6 +150,8 @@ static void expect_same_settings(const Config *a, const Config *b) {
         cr_expect_str_eq(a->prefix, b->prefix);
         cr_expect_eq(a->tcp_keepalive, b->tcp_keepalive);
         cr_expect_eq(a->shutdown_timeout, b->shutdown_timeout);
+        cr_expect_eq(a->max_partial_bytes, b->max_partial_bytes);
+        cr_expect_eq(a->partial_timeout, b->partial_timeout);
         cr_expect_eq(a->log_level, b->log_level);
 }
 
@@ -270,6 +274,17 @@ Test(config, every_log_level_and_policy) {
         }
 }
 
+Test(config, partial_settings_boundaries_accepted) {
+        Config *c = load_ok("max_message_bytes = 2;\nmax_partial_bytes = 2;\npartial_timeout = 0;\n");
+        cr_expect_eq(c->max_partial_bytes, 2);
+        cr_expect_eq(c->partial_timeout, 0);
+        config_free(c);
+        c = load_ok("max_partial_bytes = 68719476736L;\npartial_timeout = 3600;\n");
+        cr_expect_eq(c->max_partial_bytes, 68719476736ULL);
+        cr_expect_eq(c->partial_timeout, 3600);
+        config_free(c);
+}
+
 Test(config, range_boundaries_accepted) {
         Config *c = load_ok("max_clients = 1;\nmax_message_bytes = 2;\nmax_queue_bytes = 1024;\n"
                             "tcp_keepalive = 0;\nshutdown_timeout = 0;\n");
@@ -354,6 +369,19 @@ ERROR_TEST(range_shutdown_timeout_low, "shutdown_timeout = -1;",
            "3: setting 'shutdown_timeout': -1 is out of range 0..3600")
 ERROR_TEST(range_shutdown_timeout_high, "shutdown_timeout = 3601;",
            "3: setting 'shutdown_timeout': 3601 is out of range 0..3600")
+ERROR_TEST(range_max_partial_low, "max_partial_bytes = 1;",
+           "3: setting 'max_partial_bytes': 1 is out of range 2..68719476736")
+ERROR_TEST(range_max_partial_high, "max_partial_bytes = 68719476737L;",
+           "3: setting 'max_partial_bytes': 68719476737 is out of range 2..68719476736")
+ERROR_TEST(range_max_partial_below_message, "max_partial_bytes = 65535;",
+           "3: setting 'max_partial_bytes': 65535 is less than max_message_bytes (65536): unfinished lines "
+           "must have room for at least one message")
+ERROR_TEST(type_max_partial, "max_partial_bytes = \"64M\";",
+           "3: setting 'max_partial_bytes': expected an integer, got a string")
+ERROR_TEST(range_partial_timeout_low, "partial_timeout = -1;",
+           "3: setting 'partial_timeout': -1 is out of range 0..3600")
+ERROR_TEST(range_partial_timeout_high, "partial_timeout = 3601;",
+           "3: setting 'partial_timeout': 3601 is out of range 0..3600")
 ERROR_TEST(range_int64, "max_clients = 5000000000L;",
            "3: setting 'max_clients': 5000000000 is out of range 1..1000000")
 
@@ -864,6 +892,8 @@ Test(config, print_defaults_exactly) {
                                "prefix = \"\";\n"
                                "tcp_keepalive = 60;\n"
                                "shutdown_timeout = 5;\n"
+                               "max_partial_bytes = 67108864;\n"
+                               "partial_timeout = 30;\n"
                                "log_level = \"notice\";\n");
         free(text);
         config_free(c);
@@ -972,7 +1002,8 @@ Test(config, shipped_file_documents_every_default) {
          * and must mention every setting: the comments cannot drift. */
         static const char *const names[] = {
                 "listen", "max_clients", "max_message_bytes", "max_queue_bytes",  "slow_client",
-                "echo",   "prefix",      "tcp_keepalive",     "shutdown_timeout", "log_level"};
+                "echo",   "prefix",      "tcp_keepalive",     "shutdown_timeout", "max_partial_bytes",
+                "partial_timeout", "log_level"};
         char line[1024], *text = NULL;
         size_t len = 0;
         FILE *in = fopen(shipped_conf(), "r"), *out = open_memstream(&text, &len);

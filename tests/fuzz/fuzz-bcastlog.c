@@ -203,36 +203,48 @@ static void op_write(State *s, Client *c, FuzzInput *in) {
                 abort();
 
         size_t sent = fuzz_u8(in) & 1 ? bytes : fuzz_u16(in) % (bytes + 1);
-        bcastlog_advance(s->log, &c->cursor, skip, sent);
+        uint64_t own = bcastlog_skip_ahead(s->log, &c->cursor, skip);
+        uint64_t passed = bcastlog_advance(s->log, &c->cursor, skip, sent);
+        if (bcastlog_skip_ahead(s->log, &c->cursor, skip) != own - passed)
+                abort();
         place_take(s, &c->at, skip, NULL, sent);
         place_skip_own(s, &c->at, skip);
 }
 
 /* A slow reader over 'limit' under slow_client = "drop": the rest of a
  * message partly written comes back to be sent first, then whole messages
- * are skipped until at most 'limit' bytes remain. */
+ * are skipped until at most 'limit' bytes of others' messages wait. */
 static void op_drop(State *s, Client *c, FuzzInput *in) {
         if (!c->joined)
                 return;
         uint64_t skip = client_skip(c);
         uint64_t limit = fuzz_u16(in);
         limit <<= fuzz_u8(in) % 4;
-        char *rest;
-        size_t rest_len;
-        int dropped = bcastlog_cursor_drop(s->log, &c->cursor, skip, limit, &rest, &rest_len);
+        uint64_t own = bcastlog_skip_ahead(s->log, &c->cursor, skip);
+        LogDrop d;
+        if (bcastlog_cursor_drop(s->log, &c->cursor, skip, own, limit, &d) < 0)
+                abort();
+        if (bcastlog_skip_ahead(s->log, &c->cursor, skip) != own - d.skipped)
+                abort();
 
         size_t want_rest = c->at.off ? s->msgs[c->at.next].len - c->at.off : 0;
-        if (rest_len != want_rest || !rest != !want_rest ||
-            (want_rest && !place_take(s, &c->at, skip, rest, rest_len)))
+        if (d.rest_len != want_rest || !d.rest != !want_rest ||
+            (want_rest && !place_take(s, &c->at, skip, d.rest, d.rest_len)))
                 abort();
-        free(rest);
+        free(d.rest);
 
-        uint64_t target = s->end > limit ? s->end - limit : 0;
-        int want_dropped = 0;
-        for (; c->at.next < s->n_msgs && s->msgs[c->at.next].start < target; c->at.next++)
-                want_dropped += s->msgs[c->at.next].sender != skip;
+        uint64_t waiting = 0;
+        for (size_t i = c->at.next; i < s->n_msgs; i++)
+                if (s->msgs[i].sender != skip)
+                        waiting += s->msgs[i].len;
+        uint64_t want_dropped = 0;
+        for (; c->at.next < s->n_msgs && waiting > limit; c->at.next++)
+                if (s->msgs[c->at.next].sender != skip) {
+                        want_dropped++;
+                        waiting -= s->msgs[c->at.next].len;
+                }
         place_skip_own(s, &c->at, skip);
-        if (dropped != want_dropped)
+        if (d.messages != want_dropped)
                 abort();
 }
 
