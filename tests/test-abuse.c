@@ -9,11 +9,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -472,7 +474,7 @@ static int flooder_run(const Flood *f, uint16_t port) {
                 int fd = client_try_connect(port);
                 if (fd < 0)
                         return FLOODER_CONNECT;
-                int64_t deadline = harness_now_ms() + 20000;
+                int64_t deadline = harness_now_ms() + harness_ms(20000);
                 size_t off = 0;
                 bool open = true;
                 while (open && off < c->len) {
@@ -1030,7 +1032,19 @@ Test(abuse, sigterm_right_after_a_message_still_delivers_it) {
         daemon_signal(&d, SIGSTOP);
         wait_stopped(&d);
         client_send_str(c[2], "last words\n");
-        harness_sleep_ms(50); /* loopback: in the daemon's socket long before */
+        /* In the daemon's socket: its kernel acknowledged every byte (a
+         * stopped process's kernel still does), rather than a sleep that a
+         * busy machine could outlast. */
+        int64_t deadline = harness_now_ms() + harness_ms(5000);
+        for (;;) {
+                int unacked;
+                cr_assert(ioctl(c[2], SIOCOUTQ, &unacked) == 0, "SIOCOUTQ: %s", strerror(errno));
+                if (unacked == 0)
+                        break;
+                cr_assert(harness_now_ms() < deadline, "%d bytes of the message unacknowledged after 5 s",
+                          unacked);
+                harness_sleep_ms(1);
+        }
         daemon_signal(&d, SIGTERM);
         daemon_signal(&d, SIGCONT);
         for (int i = 0; i < 2; i++) {

@@ -177,7 +177,7 @@ static void ebcat_close_stdin(Ebcat *e) {
 
 /* Exit status (0..255), 128+signal, or -1 when still running after timeout. */
 static int ebcat_wait(Ebcat *e, int timeout_ms) {
-        int64_t end = harness_now_ms() + timeout_ms;
+        int64_t end = harness_now_ms() + harness_ms(timeout_ms);
 
         while (!e->reaped) {
                 int status;
@@ -201,7 +201,7 @@ static int ebcat_wait(Ebcat *e, int timeout_ms) {
 static char *ebcat_stderr(Ebcat *e) {
         static char buf[4096];
         size_t len = 0;
-        int64_t end = harness_now_ms() + 5000;
+        int64_t end = harness_now_ms() + harness_ms(5000);
 
         for (;;) {
                 struct pollfd p = {.fd = e->err, .events = POLLIN};
@@ -253,7 +253,7 @@ static const char *ebcat_expect_exit(Ebcat *e, int status, int timeout_ms) {
 /* Reads one line of ebcat's stdout (NUL-terminated, LF kept); returns its
  * length, 0 when none came within timeout_ms, -1 at EOF. */
 static ssize_t ebcat_read_line(Ebcat *e, char *line, size_t size, int timeout_ms) {
-        int64_t end = harness_now_ms() + timeout_ms;
+        int64_t end = harness_now_ms() + harness_ms(timeout_ms);
 
         for (;;) {
                 char *lf = memchr(e->acc, '\n', e->acc_len);
@@ -302,7 +302,7 @@ static void ebcat_expect_line(Ebcat *e, const char *expected) {
  * lines only. */
 static void ebcat_sync(Ebcat *e, int sender) {
         char line[4096];
-        int64_t end = harness_now_ms() + 5000;
+        int64_t end = harness_now_ms() + harness_ms(5000);
         ssize_t n;
 
         do {
@@ -377,7 +377,7 @@ static int write_temp_file(const void *buf, size_t len) {
 
 /* Reads exactly len bytes of ebcat's stdout within timeout_ms. */
 static void ebcat_read_exact(Ebcat *e, char *buf, size_t len, int timeout_ms) {
-        int64_t end = harness_now_ms() + timeout_ms;
+        int64_t end = harness_now_ms() + harness_ms(timeout_ms);
         size_t got = MIN(e->acc_len, len);
 
         memcpy(buf, e->acc, got);
@@ -457,7 +457,7 @@ Test(ebcat, send_only_large_input_through_a_pipe_arrives_whole_and_in_order) {
         int c = client_connect(port);
         char *data = make_lines(LARGE_BYTES), *got = malloc(LARGE_BYTES);
         size_t sent = 0, received = 0;
-        int64_t end = harness_now_ms() + 60000;
+        int64_t end = harness_now_ms() + harness_ms(60000);
         Ebcat e;
 
         cr_assert_not_null(got);

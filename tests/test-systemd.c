@@ -39,6 +39,10 @@ static void suite_fini(void) {
 
 TestSuite(systemd, .fini = suite_fini, .timeout = 30);
 
+/* How long a STATUS= change may take to be sent: five of the daemon's 1-s
+ * refresh periods (a hiccup of a shared machine is not a defect). */
+#define STATUS_WAIT_MS 5000
+
 /* The daemon on 127.0.0.1:d->port, logging at "info". */
 #define INFO_CONF "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"info\";\n"
 
@@ -136,7 +140,7 @@ static void notify_reset(void);
  * log instead: another test took the port meanwhile, and the caller may
  * retry on another one. Fails the test otherwise. */
 static bool wait_bound(Daemon *d, const char *needle) {
-        int64_t deadline = harness_now_ms() + 5000;
+        int64_t deadline = harness_now_ms() + harness_ms(5000);
         for (;;) {
                 if (daemon_log_contains(d, needle, 0))
                         return true;
@@ -389,7 +393,7 @@ static char *notify_dump(void) {
  * with prefix; on success copies it to *out (if not NULL), moves *cursor
  * past it and returns true. */
 static bool notify_wait(size_t *cursor, const char *prefix, int timeout_ms, NotifyMsg *out) {
-        int64_t deadline = harness_now_ms() + timeout_ms;
+        int64_t deadline = harness_now_ms() + harness_ms(timeout_ms);
         for (;;) {
                 size_t n = notify_count();
                 for (size_t i = *cursor; i < n; i++) {
@@ -424,7 +428,7 @@ static size_t notify_count_lines(size_t from, const char *prefix) {
                         char *dump_ = notify_dump();                                                        \
                         cr_assert_fail("no \"%s\" notification within %d ms (from #%zu); "                  \
                                        "received:\n%s",                                                     \
-                                       (prefix), (timeout_ms), *(cursor), dump_);                           \
+                                       (prefix), harness_ms(timeout_ms), *(cursor), dump_);                 \
                 }                                                                                           \
         } while (0)
 
@@ -535,14 +539,14 @@ Test(systemd, activation_serves_the_triggering_connection) {
         int trigger = client_connect(port);
         assert_notify(&cur, "READY=1", 5000, NULL);
         /* The trigger is accepted without any other connection arriving. */
-        assert_notify(&cur, "STATUS=Relaying: 1 clients", 3000, NULL);
+        assert_notify(&cur, "STATUS=Relaying: 1 clients", STATUS_WAIT_MS, NULL);
         char port_str[16];
         snprintf(port_str, sizeof port_str, ":%u", client_local_port(trigger));
         const char *connected[] = {"connected from", port_str, NULL};
         assert_log(&d, connected, 2000);
 
         int second = client_connect(port);
-        assert_notify(&cur, "STATUS=Relaying: 2 clients", 3000, NULL);
+        assert_notify(&cur, "STATUS=Relaying: 2 clients", STATUS_WAIT_MS, NULL);
         client_send_str(second, "from the second client\n");
         expect_line(trigger, "from the second client\n");
         client_send_str(trigger, "from the trigger\n");
@@ -621,7 +625,7 @@ Test(systemd, activation_with_a_datagram_socket_fails) {
         struct sockaddr_in a = {
                 .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int st = -1;
-        for (int64_t end = harness_now_ms() + 5000; st < 0 && harness_now_ms() < end;) {
+        for (int64_t end = harness_now_ms() + harness_ms(5000); st < 0 && harness_now_ms() < end;) {
                 sendto(u, "knock\n", 6, MSG_NOSIGNAL, (struct sockaddr *)&a, sizeof a);
                 st = daemon_wait(&d, 50);
         }
@@ -699,7 +703,7 @@ Test(systemd, ready_once_every_listener_accepts) {
                 daemon_write_conf(&d, "listen = [\"127.0.0.1:@PORT@\", \"@DIR@/eb.sock\"];\n"
                                       "log_level = \"info\";\n");
                 spawn_daemon(&d, env, NULL, 0);
-                int64_t deadline = harness_now_ms() + 5000;
+                int64_t deadline = harness_now_ms() + harness_ms(5000);
                 while (!notify_wait(&cur, "READY=1", 0, &ready) && daemon_running(&d) &&
                        harness_now_ms() < deadline)
                         harness_sleep_ms(1);
@@ -727,7 +731,7 @@ Test(systemd, ready_once_every_listener_accepts) {
         clients_sync(fds, 2, false);
 
         cr_assert(has_line(ready.text, "STATUS="), "READY=1 without STATUS=: \"%s\"", ready.text);
-        assert_notify(&cur, "STATUS=Relaying: ", 3000, NULL);
+        assert_notify(&cur, "STATUS=Relaying: ", STATUS_WAIT_MS, NULL);
         cr_assert_eq(notify_count_lines(0, "READY=1"), 1, "READY=1 sent more than once");
         cr_assert_eq(notify_count_lines(0, "WATCHDOG=1"), 0,
                      "WATCHDOG=1 sent although WATCHDOG_USEC is not set");
@@ -794,25 +798,25 @@ Test(systemd, config_error_sends_status_and_errno) {
         daemon_stop(&d);
 }
 
-/* STATUS= follows the clients and the message count within the 1 s
- * refresh. */
+/* STATUS= follows the clients and the message count (the daemon refreshes
+ * it every second; STATUS_WAIT_MS allowed). */
 Test(systemd, status_follows_clients_and_messages) {
         Daemon d;
         size_t cur = start_notified(&d, INFO_CONF, NULL);
         assert_notify(&cur,
                       "STATUS=Relaying: 0 clients, 0 messages relayed, 0 dropped, "
                       "0 slow-client disconnects",
-                      3000, NULL);
+                      STATUS_WAIT_MS, NULL);
 
         int a = client_connect(d.port);
         int b = client_connect(d.port);
-        assert_notify(&cur, "STATUS=Relaying: 2 clients, 0 messages relayed", 3000, NULL);
+        assert_notify(&cur, "STATUS=Relaying: 2 clients, 0 messages relayed", STATUS_WAIT_MS, NULL);
         client_send_str(a, "one\n");
         expect_line(b, "one\n");
-        assert_notify(&cur, "STATUS=Relaying: 2 clients, 1 messages relayed", 3000, NULL);
+        assert_notify(&cur, "STATUS=Relaying: 2 clients, 1 messages relayed", STATUS_WAIT_MS, NULL);
         close(a);
         close(b);
-        assert_notify(&cur, "STATUS=Relaying: 0 clients, 1 messages relayed", 3000, NULL);
+        assert_notify(&cur, "STATUS=Relaying: 0 clients, 1 messages relayed", STATUS_WAIT_MS, NULL);
         /* Sent only when changed: nothing new over a quiet second and a half. */
         size_t n = notify_count();
         harness_sleep_ms(1500);
@@ -880,12 +884,25 @@ Test(systemd, sighup_sends_reloading_then_ready) {
         daemon_stop(&d);
 }
 
-/* WATCHDOG_USEC=200000 (WATCHDOG_PID = the daemon): WATCHDOG=1 keeps
- * coming, never 200 ms apart, while a publisher pumps messages to two
- * readers. */
+/* The watchdog period of watchdog_pings_in_time_under_load (times
+ * EB_TEST_SLOW): long next to a hiccup of a shared machine or a daemon under
+ * valgrind, so that only a loop that stops petting it misses it. */
+#define WATCHDOG_TEST_MS 2000
+/* How long the publisher pumps: two and a half periods. */
+#define WATCHDOG_LOAD_MS 5000
+
+/* WATCHDOG_USEC (WATCHDOG_PID = the daemon): while a publisher pumps
+ * messages to two readers, WATCHDOG=1 keeps coming, never a whole period
+ * apart (systemd kills a service that sends none within WATCHDOG_USEC), and
+ * at about the documented rate (every second, or every half period if that
+ * is shorter). */
 Test(systemd, watchdog_pings_in_time_under_load) {
         Daemon d;
-        const char *extra[] = {"WATCHDOG_USEC=200000", "WATCHDOG_PID=@SELF@", NULL};
+        const int64_t period = harness_ms(WATCHDOG_TEST_MS);
+        const int64_t interval = period / 2 < 1000 ? period / 2 : 1000;
+        char usec[64];
+        snprintf(usec, sizeof usec, "WATCHDOG_USEC=%lld", (long long)period * 1000);
+        const char *extra[] = {usec, "WATCHDOG_PID=@SELF@", NULL};
         start_notified(&d, "listen = [\"127.0.0.1:@PORT@\"];\nlog_level = \"notice\";\n", extra);
 
         int r1 = client_connect(d.port);
@@ -898,7 +915,7 @@ Test(systemd, watchdog_pings_in_time_under_load) {
         const uint32_t per_round = 20000;
         int64_t t_start = harness_now_ms();
         uint64_t rounds = 0;
-        while (harness_now_ms() - t_start < 1200) {
+        while (harness_now_ms() - t_start < harness_ms(WATCHDOG_LOAD_MS)) {
                 SeqReader a, b;
                 seq_reader_init(&a, r1, msg_len, true);
                 seq_reader_init(&b, r2, msg_len, true);
@@ -930,15 +947,19 @@ Test(systemd, watchdog_pings_in_time_under_load) {
                 max_gap = t_end - prev;
         int64_t span = t_end - t_start;
         char *dump = NULL;
-        cr_log_info("watchdog: %zu pings in %lld ms of load (%llu x %u messages), max gap %lld ms", pings,
-                    (long long)span, (unsigned long long)rounds, per_round, (long long)max_gap);
-        if ((int64_t)pings * 100 < span * 6 / 10 || max_gap >= 200)
+        cr_log_info("watchdog: %zu pings in %lld ms of load (%llu x %u messages), max gap %lld ms "
+                    "(WATCHDOG_USEC %lld ms)",
+                    pings, (long long)span, (unsigned long long)rounds, per_round, (long long)max_gap,
+                    (long long)period);
+        bool few = (int64_t)pings * interval < span * 6 / 10;
+        if (few || max_gap >= period)
                 dump = notify_dump();
-        cr_assert((int64_t)pings * 100 >= span * 6 / 10,
-                  "only %zu WATCHDOG=1 in %lld ms of load (expected about one per 100 ms):\n%s", pings,
-                  (long long)span, dump ? dump : "");
-        cr_assert(max_gap < 200, "%lld ms without WATCHDOG=1 during the load (WATCHDOG_USEC is 200 ms)",
-                  (long long)max_gap);
+        cr_assert(max_gap < period,
+                  "%lld ms without WATCHDOG=1 during the load: systemd would have killed the service "
+                  "(WATCHDOG_USEC is %lld ms):\n%s",
+                  (long long)max_gap, (long long)period, dump ? dump : "");
+        cr_assert(!few, "only %zu WATCHDOG=1 in %lld ms of load (expected about one per %lld ms):\n%s",
+                  pings, (long long)span, (long long)interval, dump ? dump : "");
         free(dump);
         cr_assert(daemon_running(&d));
         close(r1);
