@@ -44,7 +44,9 @@ static void server_check_linger(Server *s, Client *c, void *arg _unused_) {
  * client could hold max_message_bytes of memory forever. */
 static void server_check_partial_age(Server *s, Client *c, void *arg) {
         uint32_t now = *(const uint32_t *)arg, timeout = s->config->partial_timeout;
-        if (c->phase != CLIENT_OPEN || client_pending_input(c) == 0 || now - c->framer.since < timeout)
+        /* Whole seconds: more than 'timeout' of them apart is surely longer
+         * than the timeout, and at most two seconds more. */
+        if (c->phase != CLIENT_OPEN || client_pending_input(c) == 0 || now - c->framer.since <= timeout)
                 return;
         s->stats.partial_disconnects++;
         server_warn(s, WARN_PARTIAL, c,
