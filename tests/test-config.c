@@ -1000,10 +1000,18 @@ Test(config, shipped_file_is_all_defaults) {
 Test(config, shipped_file_documents_every_default) {
         /* Uncommenting every "#name = value;" line must give the defaults,
          * and must mention every setting: the comments cannot drift. */
-        static const char *const names[] = {
-                "listen", "max_clients", "max_message_bytes", "max_queue_bytes",  "slow_client",
-                "echo",   "prefix",      "tcp_keepalive",     "shutdown_timeout", "max_partial_bytes",
-                "partial_timeout", "log_level"};
+        static const char *const names[] = {"listen",
+                                            "max_clients",
+                                            "max_message_bytes",
+                                            "max_queue_bytes",
+                                            "slow_client",
+                                            "echo",
+                                            "prefix",
+                                            "tcp_keepalive",
+                                            "shutdown_timeout",
+                                            "max_partial_bytes",
+                                            "partial_timeout",
+                                            "log_level"};
         char line[1024], *text = NULL;
         size_t len = 0;
         FILE *in = fopen(shipped_conf(), "r"), *out = open_memstream(&text, &len);
