@@ -160,7 +160,7 @@ int config_new_default(Config **ret) {
                 return -ENOMEM;
         c->tcp_keepalive = 60;
         c->shutdown_timeout = 5;
-        c->max_partial_bytes = 64 * 1024 * 1024;
+        c->max_partial_bytes = (uint64_t)64 * 1024 * 1024;
         c->partial_timeout = 30;
         c->log_level = LOG_LEVEL_NOTICE;
 

@@ -7,7 +7,7 @@
 
 /* Upper bound of an expansion of a template of CONFIG_PREFIX_MAX bytes:
  * each two-byte directive expands to at most ADDR_STR_MAX bytes. */
-#define PREFIX_EXPANDED_MAX (256 / 2 * 128)
+#define PREFIX_EXPANDED_MAX ((size_t)256 / 2 * 128)
 
 /* Returns 0 when the template is valid, -EINVAL otherwise (an unknown
  * directive, a lone trailing '%', a LF byte) with *ret_bad_offset set to the
