@@ -176,7 +176,7 @@ static bool server_input_held(const Server *s, const Client *c) {
 }
 
 void server_resume_input(Server *s, Client *c, void *arg _unused_) {
-        if (!c->input_paused || server_input_held(s, c))
+        if (!c->input_paused || c->phase == CLIENT_CLOSING || server_input_held(s, c))
                 return;
         c->input_paused = false;
         loop_requeue(s->loop, &c->src, EPOLLIN);

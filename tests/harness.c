@@ -1725,3 +1725,45 @@ void pump_seq_tick(int sender, SeqReader *const readers[], size_t n_readers, uin
         free(out);
         free(pf);
 }
+
+/* One figure ("clients", "accepted"...) of the last statistics line the
+ * daemon logged. */
+long long daemon_stat_logged(Daemon *d, const char *name) {
+        char *log = daemon_log_text(d);
+        const char *last = NULL;
+        for (const char *p = log; (p = strstr(p, "stats: ")); p++)
+                last = p;
+        cr_assert(last, "no statistics line in the log");
+        char key[32];
+        snprintf(key, sizeof key, " %s=", name);
+        const char *k = strstr(last, key), *eol = strchr(last, '\n');
+        cr_assert(k && (!eol || k < eol), "no %s in the statistics line", name);
+        long long v = strtoll(k + strlen(key), NULL, 10);
+        free(log);
+        return v;
+}
+
+/* The figure from a fresh statistics line (SIGUSR1). */
+long long daemon_stat(Daemon *d, const char *name) {
+        int before = daemon_log_count(d, "stats: ");
+        daemon_signal(d, SIGUSR1);
+        int64_t deadline = harness_now_ms() + harness_ms(5000);
+        while (daemon_log_count(d, "stats: ") <= before) {
+                cr_assert(harness_now_ms() < deadline, "no statistics line within 5 s of SIGUSR1");
+                harness_sleep_ms(10);
+        }
+        return daemon_stat_logged(d, name);
+}
+
+/* Asks for statistics until figure name is want (the daemon closes a
+ * client when it reads the EOF, a moment after our close); returns the last
+ * value seen. */
+long long daemon_wait_stat(Daemon *d, const char *name, long long want, int timeout_ms) {
+        int64_t deadline = harness_now_ms() + harness_ms(timeout_ms);
+        for (;;) {
+                long long v = daemon_stat(d, name);
+                if (v == want || harness_now_ms() >= deadline)
+                        return v;
+                harness_sleep_ms(50);
+        }
+}

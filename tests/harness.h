@@ -284,6 +284,13 @@ void pump_seq(int sender, SeqReader *const readers[], size_t n_readers, uint32_t
 void pump_seq_tick(int sender, SeqReader *const readers[], size_t n_readers, uint32_t count, size_t msg_len,
                    Daemon *d, long *max_rss_kib, int timeout_ms, bool (*tick)(void *arg), void *arg);
 
+/* Statistics (the SIGUSR1 line): one figure ("clients", "accepted"...) of
+ * the last line logged; of a fresh one; or asked for until it is 'want'
+ * (returns the last value seen). */
+long long daemon_stat_logged(Daemon *d, const char *name);
+long long daemon_stat(Daemon *d, const char *name);
+long long daemon_wait_stat(Daemon *d, const char *name, long long want, int timeout_ms);
+
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t harness_now_ms(void);
 void harness_sleep_ms(int ms);

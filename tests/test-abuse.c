@@ -47,48 +47,6 @@ static size_t rng_between(uint64_t *s, size_t lo, size_t hi) {
         return lo + rng_next(s) % (hi - lo + 1);
 }
 
-/* One figure ("clients", "accepted"...) of the last statistics line the
- * daemon logged. */
-static long long stats_logged(Daemon *d, const char *name) {
-        char *log = daemon_log_text(d);
-        const char *last = NULL;
-        for (const char *p = log; (p = strstr(p, "stats: ")); p++)
-                last = p;
-        cr_assert(last, "no statistics line in the log");
-        char key[32];
-        snprintf(key, sizeof key, " %s=", name);
-        const char *k = strstr(last, key), *eol = strchr(last, '\n');
-        cr_assert(k && (!eol || k < eol), "no %s in the statistics line", name);
-        long long v = strtoll(k + strlen(key), NULL, 10);
-        free(log);
-        return v;
-}
-
-/* The figure from a fresh statistics line (SIGUSR1). */
-static long long stats_value(Daemon *d, const char *name) {
-        int before = daemon_log_count(d, "stats: ");
-        daemon_signal(d, SIGUSR1);
-        int64_t deadline = harness_now_ms() + harness_ms(5000);
-        while (daemon_log_count(d, "stats: ") <= before) {
-                cr_assert(harness_now_ms() < deadline, "no statistics line within 5 s of SIGUSR1");
-                harness_sleep_ms(10);
-        }
-        return stats_logged(d, name);
-}
-
-/* Asks for statistics until figure name is want (the daemon closes a
- * client when it reads the EOF, a moment after our close); returns the last
- * value seen. */
-static long long wait_stats(Daemon *d, const char *name, long long want, int timeout_ms) {
-        int64_t deadline = harness_now_ms() + harness_ms(timeout_ms);
-        for (;;) {
-                long long v = stats_value(d, name);
-                if (v == want || harness_now_ms() >= deadline)
-                        return v;
-                harness_sleep_ms(50);
-        }
-}
-
 static int wait_fd_count(Daemon *d, int want, int timeout_ms) {
         int64_t deadline = harness_now_ms() + harness_ms(timeout_ms);
         for (;;) {
@@ -108,8 +66,8 @@ typedef struct Baseline {
 /* After one relay (the first allocates the log's blocks), with no client. */
 static void baseline_take(Daemon *d, Baseline *b) {
         daemon_check_relays(d);
-        cr_assert_eq(wait_stats(d, "clients", 0, 5000), 0);
-        b->accepted = stats_value(d, "accepted");
+        cr_assert_eq(daemon_wait_stat(d, "clients", 0, 5000), 0);
+        b->accepted = daemon_stat(d, "accepted");
         b->fds = daemon_fd_count(d);
         b->rss_kib = daemon_rss_kib(d);
         cr_log_info("baseline: RSS %ld KiB, %d descriptors", b->rss_kib, b->fds);
@@ -118,7 +76,7 @@ static void baseline_take(Daemon *d, Baseline *b) {
 /* The test has closed all its clients: none is left in the daemon, nor a
  * descriptor; it relays; its memory is back. */
 static void expect_recovered(Daemon *d, const Baseline *b, const char *attack) {
-        long long clients = wait_stats(d, "clients", 0, 10000);
+        long long clients = daemon_wait_stat(d, "clients", 0, 10000);
         cr_assert(clients == 0, "after %s: %lld clients left in the daemon", attack, clients);
         int fds = wait_fd_count(d, b->fds, 5000);
         cr_assert(fds == b->fds, "after %s: %d descriptors open, %d before", attack, fds, b->fds);
@@ -275,7 +233,7 @@ Test(abuse, ten_thousand_connect_close_cycles) {
         }
         cr_assert(r.received == 0 && client_recv_nothing(reader, 100), "more lines than the cycles sent");
 
-        long long accepted = stats_value(&d, "accepted");
+        long long accepted = daemon_stat(&d, "accepted");
         cr_assert(accepted == b.accepted + CYCLES + 2, "accepted %lld connections, want %lld", accepted,
                   b.accepted + CYCLES + 2);
         seq_reader_free(&r);
@@ -302,7 +260,7 @@ Test(abuse, five_thousand_concurrent_clients) {
         cr_assert(fds);
         clients_connect(d.port, fds, N);
         clients_sync(fds, N, false);
-        cr_assert_eq(stats_value(&d, "clients"), N);
+        cr_assert_eq(daemon_stat(&d, "clients"), N);
         client_send_str(fds[0], "to five thousand\n");
         clients_expect_line(fds + 1, N - 1, "to five thousand\n", 20000);
         cr_assert(client_recv_nothing(fds[0], 100), "the sender got its own message");
@@ -588,7 +546,7 @@ Test(abuse, random_flood_does_not_disturb_the_others) {
                 seq_reader_free(&r[i]);
         }
         cr_log_info("flood: %zu lines relayed, %u connections cut off", f.n_lines, f.n_cut);
-        cr_assert_eq(stats_value(&d, "oversize"), f.n_cut);
+        cr_assert_eq(daemon_stat(&d, "oversize"), f.n_cut);
         clients_close(c, 3);
         expect_recovered(&d, &b, "the random flood");
         daemon_stop(&d);
@@ -620,7 +578,7 @@ Test(abuse, stalled_partial_lines_cost_what_the_config_says) {
          * not what this test is about. */
         daemon_start(&d, "max_message_bytes = 16384;\nmax_queue_bytes = 33554432;");
         baseline_take(&d, &b);
-        long long bytes0 = stats_value(&d, "bytes");
+        long long bytes0 = daemon_stat(&d, "bytes");
 
         int watcher = client_connect(d.port);
         int *stall = calloc(STALLERS, sizeof *stall);
@@ -633,7 +591,7 @@ Test(abuse, stalled_partial_lines_cost_what_the_config_says) {
         }
         /* Held once every byte has been read. */
         long long want = bytes0 + (long long)STALLERS * (STALL_MAX - 1);
-        cr_assert_eq(wait_stats(&d, "bytes", want, 10000), want);
+        cr_assert_eq(daemon_wait_stat(&d, "bytes", want, 10000), want);
 
         /* SPEC: each client holds at most one unfinished message, less than
          * max_message_bytes; the daemon's own per-client state on top. */
@@ -706,7 +664,7 @@ Test(abuse, stalled_partial_lines_cost_what_the_config_says) {
                 relayed++;
         }
         free(seen);
-        cr_assert_eq(wait_stats(&d, "clients", 1, 10000), 1);
+        cr_assert_eq(daemon_wait_stat(&d, "clients", 1, 10000), 1);
         cr_assert(client_recv_nothing(watcher, 200), "more lines than the stallers sent");
         for (unsigned i = 0; i < STALLERS; i += STALL_SAMPLE)
                 close(stall[i]);
@@ -975,7 +933,7 @@ Test(abuse, sigterm_under_full_load_delivers_what_was_accepted) {
         for (int i = 0; i < LOAD_SENDERS; i++)
                 sd[i].fd = fds[LOAD_READERS + i];
 
-        long long messages0 = stats_value(&d, "messages");
+        long long messages0 = daemon_stat(&d, "messages");
         int64_t start = harness_now_ms(), signalled = 0;
         int64_t deadline = start + harness_ms(60000);
         struct pollfd pf[LOAD_READERS];
@@ -1014,7 +972,7 @@ Test(abuse, sigterm_under_full_load_delivers_what_was_accepted) {
         /* Every reader kept reading: all of it went out before the timeout. */
         cr_assert(!daemon_log_contains(&d, "shutdown_timeout reached", 0),
                   "the drain needed the whole shutdown_timeout although every reader kept reading");
-        long long accepted = stats_logged(&d, "messages") - messages0;
+        long long accepted = daemon_stat_logged(&d, "messages") - messages0;
         for (int i = 0; i < LOAD_READERS; i++) {
                 cr_assert(rd[i].error[0] == '\0', "reader %d: %s", i, rd[i].error);
                 /* What the daemon accepted went to everyone: same messages,
@@ -1129,14 +1087,14 @@ Test(abuse, out_of_descriptors_refuses_then_recovers) {
                                 closed[i] = true;
                                 n_closed++;
                         }
-                clients = stats_value(&d, "clients");
+                clients = daemon_stat(&d, "clients");
                 if (clients + n_closed >= CONNS)
                         break;
                 cr_assert(harness_now_ms() < deadline, "%lld served and %d closed of %d connections",
                           clients, n_closed, CONNS);
                 harness_sleep_ms(50);
         }
-        long long rejected = stats_value(&d, "rejected");
+        long long rejected = daemon_stat(&d, "rejected");
         cr_log_info("%d descriptors: %lld clients served, %lld refused", NOFILE, clients, rejected);
         cr_assert(clients + n_closed == CONNS && clients > 0 && rejected > 5,
                   "%lld served, %d closed, %lld refused of %d connections", clients, n_closed, rejected,
@@ -1175,7 +1133,7 @@ Test(abuse, out_of_descriptors_refuses_then_recovers) {
         /* Descriptors free again (once the daemon has seen the closes):
          * the listener serves new clients. */
         clients_close(served, 10);
-        cr_assert_eq(wait_stats(&d, "clients", n_served - 10, 5000), n_served - 10);
+        cr_assert_eq(daemon_wait_stat(&d, "clients", n_served - 10, 5000), n_served - 10);
         daemon_check_relays(&d);
         clients_close(served + 10, (size_t)n_served - 10);
         expect_recovered(&d, &b, "running out of descriptors");
@@ -1391,11 +1349,11 @@ Test(abuse, empty_config_file_listens_on_default_port) {
 /* The running settings are RELOAD_SETTINGS: a 4000-byte message cuts its
  * sender off (the defaults would relay it). */
 static void expect_limit_3000(Daemon *d) {
-        long long before = stats_value(d, "oversize");
+        long long before = daemon_stat(d, "oversize");
         cr_assert(oversize_cuts_sender(d->port, 4000),
                   "a 4000-byte message passed: the running settings were lost");
         /* The warning is rate-limited; the figure is not. */
-        cr_assert_eq(wait_stats(d, "oversize", before + 1, 5000), before + 1);
+        cr_assert_eq(daemon_wait_stat(d, "oversize", before + 1, 5000), before + 1);
 }
 
 /* Makes the file bad (kind k) and reloads: SPEC §4 SIGHUP, an invalid file
