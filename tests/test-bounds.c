@@ -151,19 +151,27 @@ static void slow_reads_its_backlog(int slow, uint32_t count) {
         seq_reader_free(&s);
 }
 
+/* A daemon with a Unix listener, and three clients: slow (on the Unix
+ * socket, blocked with the sender's messages), healthy and sender. Returns
+ * how many messages slow has to read. */
+static uint32_t start_with_a_blocked_reader(Daemon *d, int *slow, int *healthy, int *sender) {
+        char path[128];
+        start_with_unix(d, UNIX_CONF(""), path, sizeof path);
+        *slow = client_connect_unix(path);
+        *healthy = client_connect(d->port);
+        *sender = client_connect(d->port);
+        int all[] = {*slow, *healthy, *sender};
+        clients_sync(all, 3, false);
+        return block_slow_reader(d, *healthy, *sender);
+}
+
 /* SPEC §2: a client's own messages (echo off) are never written to it, so
  * they do not count towards its max_queue_bytes. Its waiting queue (at most
  * 512 KiB) plus its own 900 KB is over 1 MiB; what waits for it is not. */
 Test(bounds, own_messages_do_not_count_towards_own_queue) {
         Daemon d;
-        char path[128];
-        start_with_unix(&d, UNIX_CONF(""), path, sizeof path);
-        int slow = client_connect_unix(path), healthy = client_connect(d.port),
-            sender = client_connect(d.port);
-        int all[] = {slow, healthy, sender};
-        clients_sync(all, 3, false);
-
-        uint32_t count = block_slow_reader(&d, healthy, sender);
+        int slow, healthy, sender;
+        uint32_t count = start_with_a_blocked_reader(&d, &slow, &healthy, &sender);
         SeqReader h;
         seq_reader_init(&h, healthy, OWN_LEN, true);
         SeqReader *rs[] = {&h};
@@ -188,13 +196,8 @@ Test(bounds, own_messages_do_not_count_towards_own_queue) {
 Test(bounds, own_sending_is_held_back_not_cut_off) {
         enum { OWN = 4 * 1024 * 1024 / OWN_LEN };
         Daemon d;
-        char path[128];
-        start_with_unix(&d, UNIX_CONF(""), path, sizeof path);
-        int slow = client_connect_unix(path), healthy = client_connect(d.port),
-            sender = client_connect(d.port);
-        int all[] = {slow, healthy, sender};
-        clients_sync(all, 3, false);
-        uint32_t count = block_slow_reader(&d, healthy, sender);
+        int slow, healthy, sender;
+        uint32_t count = start_with_a_blocked_reader(&d, &slow, &healthy, &sender);
 
         /* A child sends (blocking when held back); the test reads. */
         pid_t child = fork();

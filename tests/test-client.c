@@ -21,6 +21,28 @@ static Client *client_on(int fd, uint64_t id, BcastLog *log) {
         return c;
 }
 
+/* A client on one end of a socketpair (the test holds sv[1]), reading a
+ * fresh log. */
+typedef struct Fixture {
+        BcastLog *log;
+        int sv[2];
+        Client *c;
+} Fixture;
+
+static void fixture_new(Fixture *f, uint64_t id) {
+        cr_assert_eq(bcastlog_new(&f->log), 0);
+        cr_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, f->sv) == 0);
+        f->c = client_on(f->sv[0], id, f->log);
+}
+
+static void fixture_free(Fixture *f) {
+        bcastlog_cursor_release(f->log, &f->c->cursor);
+        close(f->sv[0]);
+        close(f->sv[1]);
+        client_free(f->c);
+        bcastlog_free(f->log);
+}
+
 static void append(BcastLog *log, uint64_t sender, const char *s) {
         struct iovec iov = {.iov_base = (void *)(uintptr_t)s, .iov_len = strlen(s)};
         cr_assert_eq(bcastlog_append(log, sender, &iov, 1), 0);
@@ -49,11 +71,11 @@ Test(client, a_reset_ends_the_stream_after_the_data_before_it) {
 }
 
 Test(client, own_messages_do_not_wait_for_their_sender) {
-        BcastLog *log;
-        cr_assert_eq(bcastlog_new(&log), 0);
-        int sv[2];
-        cr_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
-        Client *c = client_on(sv[0], 7, log);
+        Fixture f;
+        fixture_new(&f, 7);
+        Client *c = f.c;
+        BcastLog *log = f.log;
+        int *sv = f.sv;
         append(log, 7, "mine\n");
         c->own_pending += 5;
         append(log, 2, "yours\n");
@@ -64,19 +86,15 @@ Test(client, own_messages_do_not_wait_for_their_sender) {
         char buf[64];
         cr_assert_eq(read(sv[1], buf, sizeof buf), 6);
         cr_assert(memcmp(buf, "yours\n", 6) == 0);
-        bcastlog_cursor_release(log, &c->cursor);
-        close(sv[0]);
-        close(sv[1]);
-        client_free(c);
-        bcastlog_free(log);
+        fixture_free(&f);
 }
 
 Test(client, a_drop_remainder_goes_first_and_survives_a_short_write) {
-        BcastLog *log;
-        cr_assert_eq(bcastlog_new(&log), 0);
-        int sv[2];
-        cr_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
-        Client *c = client_on(sv[0], 1, log);
+        Fixture f;
+        fixture_new(&f, 1);
+        Client *c = f.c;
+        BcastLog *log = f.log;
+        int *sv = f.sv;
         c->rest = strdup("end of a cut message\n");
         c->rest_len = (uint32_t)strlen(c->rest);
         append(log, 2, "next\n");
@@ -109,9 +127,5 @@ Test(client, a_drop_remainder_goes_first_and_survives_a_short_write) {
         cr_assert(memcmp(all + got - strlen(want), want, strlen(want)) == 0, "got ...%.26s",
                   all + got - strlen(want));
         cr_assert_null(c->rest);
-        bcastlog_cursor_release(log, &c->cursor);
-        close(sv[0]);
-        close(sv[1]);
-        client_free(c);
-        bcastlog_free(log);
+        fixture_free(&f);
 }
