@@ -53,7 +53,7 @@ size_t client_peer(const Client *c, char *buf, size_t size) {
 ssize_t client_read(Client *c, char *buf, size_t n) {
         ssize_t r = transports[c->transport]->read(c->src.fd, buf, n);
         /* A reset, a timeout, any failure: the stream is over, and what
-         * arrived before it has been read (SPEC: a reset sender's last line
+         * arrived before it has been read (docs/protocol.md: a reset sender's last line
          * is still delivered). */
         return r < 0 && r != -EAGAIN ? 0 : r;
 }

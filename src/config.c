@@ -1,4 +1,4 @@
-/* The settings of SPEC §3: built-in defaults, loading and validating
+/* The settings of epoll-broadcaster.conf(5): built-in defaults, loading and validating
  * /etc/epoll-broadcaster.conf, printing the effective settings.
  *
  * This is the only file that includes <libconfig.h>; nothing of libconfig

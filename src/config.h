@@ -1,4 +1,4 @@
-/* The settings of SPEC §3: defaults, loading /etc/epoll-broadcaster.conf with
+/* The settings of epoll-broadcaster.conf(5): defaults, loading /etc/epoll-broadcaster.conf with
  * libconfig, validation with file:line:setting errors. The only module that
  * includes <libconfig.h>. Pure apart from reading the file: never logs. */
 #pragma once

@@ -1,4 +1,4 @@
-/* ebcat: the command-line client of SPEC §5. It connects to one server
+/* ebcat: the command-line client of ebcat(1). It connects to one server
  * address, copies standard input to the socket and the socket to standard
  * output, and ends the session cleanly.
  *

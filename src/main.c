@@ -1,5 +1,5 @@
 /* main: options, configuration, signal mask, then the server. Owns the exit
- * status contract of SPEC §4: 0 clean stop, 2 usage, 78 configuration, 1
+ * status contract of epoll-broadcaster(8): 0 clean stop, 2 usage, 78 configuration, 1
  * anything else. */
 #include <errno.h>
 #include <getopt.h>

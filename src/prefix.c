@@ -1,4 +1,4 @@
-/* The 'prefix' template (SPEC §2): validation at configuration time and
+/* The 'prefix' template (docs/protocol.md): validation at configuration time and
  * expansion once per relayed message.
  *
  * Pure: no I/O, no logging, no allocation. A template is a byte string with

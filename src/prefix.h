@@ -1,4 +1,4 @@
-/* The 'prefix' template of SPEC §2: %a peer address, %i connection id, %%.
+/* The 'prefix' template of docs/protocol.md: %a peer address, %i connection id, %%.
  * Pure. */
 #pragma once
 

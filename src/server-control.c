@@ -1,4 +1,4 @@
-/* Server control: what the signals ask for (SPEC §4). SIGTERM/SIGINT begin
+/* Server control: what the signals ask for (epoll-broadcaster(8)). SIGTERM/SIGINT begin
  * a graceful stop at the end of their round (a second one stops at once),
  * SIGHUP reloads the configuration, SIGUSR1 logs the statistics; STATUS=
  * keeps the figures current. */

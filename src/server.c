@@ -1,5 +1,5 @@
 /* Server: owns the clients, the listeners and the broadcast log, and
- * decides every policy of SPEC §2 and §4; the lists a client moves through
+ * decides every policy of docs/protocol.md and §4; the lists a client moves through
  * are described in server-internal.h.
  *
  * A round: the loop dispatches ready sources (accept, read → frame →
@@ -311,7 +311,7 @@ static int server_client_input(Server *s, Client *c, const char *data, size_t n,
 }
 
 /* The peer's stream has ended (closed, shut down or reset): its last line
- * without LF is still its message (SPEC §2), then it is gone. */
+ * without LF is still its message (docs/protocol.md), then it is gone. */
 static void server_client_eof(Server *s, Client *c, bool relay, const char *why) {
         if (relay) {
                 const char *line;

@@ -577,7 +577,7 @@ static char **wrap_argv(Daemon *d, char *const argv[], char **store, char **prog
 static void apply_opts_in_child(const DaemonOpts *o) {
         /* Valgrind fixes the descriptor limits it lets the program have at
          * its own start, from the soft limit, and refuses to raise them: do
-         * the daemon's raise to the hard limit (SPEC §4) for it. */
+         * the daemon's raise to the hard limit (epoll-broadcaster(8)) for it. */
         if (!o->nofile && harness_wrapped()) {
                 struct rlimit rl;
                 if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

@@ -593,7 +593,7 @@ Test(abuse, stalled_partial_lines_cost_what_the_config_says) {
         long long want = bytes0 + (long long)STALLERS * (STALL_MAX - 1);
         cr_assert_eq(daemon_wait_stat(&d, "bytes", want, 10000), want);
 
-        /* SPEC: each client holds at most one unfinished message, less than
+        /* docs/protocol.md: each client holds at most one unfinished message, less than
          * max_message_bytes; the daemon's own per-client state on top. */
         if (harness_rss_meaningful()) {
                 long grown = daemon_rss_kib(&d) - b.rss_kib;
@@ -635,7 +635,7 @@ Test(abuse, stalled_partial_lines_cost_what_the_config_says) {
                           "staller %u's line arrived as %zu bytes: %.20s", i, n, got);
                 cr_assert(client_wait_closed(stall[i], 5000), "staller %u not closed after its EOF", i);
         }
-        /* The others reset: SPEC §2 promises their last lines too (the
+        /* The others reset: docs/protocol.md promises their last lines too (the
          * bytes had arrived). The watcher reads while they go, so it is not
          * cut off for their 16 MB, and gets each exactly once. */
         bool *seen = calloc(STALLERS, sizeof *seen);
@@ -1287,7 +1287,7 @@ static void exec_with_conf_path(Daemon *d) {
 }
 
 /* Starts the daemon with the bad file of kind k (as nobody for an
- * unreadable one, or skips). SPEC §4: a configuration error is exit 78 with
+ * unreadable one, or skips). epoll-broadcaster(8): a configuration error is exit 78 with
  * one error line naming the file; the daemon never got to listen. */
 static void expect_bad_conf_at_start(BadConf k) {
         Daemon d;
@@ -1356,7 +1356,7 @@ static void expect_limit_3000(Daemon *d) {
         cr_assert_eq(daemon_wait_stat(d, "oversize", before + 1, 5000), before + 1);
 }
 
-/* Makes the file bad (kind k) and reloads: SPEC §4 SIGHUP, an invalid file
+/* Makes the file bad (kind k) and reloads: epoll-broadcaster(8) SIGHUP, an invalid file
  * is reported and the running settings are kept; the daemon goes on
  * relaying. Then valid settings again in the file. */
 static void expect_reload_refused(Daemon *d, BadConf k) {

@@ -1,5 +1,5 @@
 /* Integration tests of the bounds a hostile or careless client runs into
- * (SPEC §2): what one round may allocate, a reset sender's last line, a
+ * (docs/protocol.md): what one round may allocate, a reset sender's last line, a
  * client's own messages and its queue, the limit and timeout on unfinished
  * lines, the stale-socket probe. (Drop mode's low-water mark is tested on
  * the hub itself, test-hub.c, where the socket buffers are the test's.) Each failed against the daemon
@@ -102,7 +102,7 @@ Test(bounds, one_round_of_bare_lfs_with_a_prefix_allocates_little) {
         daemon_stop(&d);
 }
 
-/* SPEC §2: a sender whose connection is reset right after its bytes arrived
+/* docs/protocol.md: a sender whose connection is reset right after its bytes arrived
  * (it closed with unread input) still has its last line delivered. */
 Test(bounds, reset_sender_last_line_is_delivered) {
         Daemon d;
@@ -165,7 +165,7 @@ static uint32_t start_with_a_blocked_reader(Daemon *d, int *slow, int *healthy, 
         return block_slow_reader(d, *healthy, *sender);
 }
 
-/* SPEC §2: a client's own messages (echo off) are never written to it, so
+/* docs/protocol.md: a client's own messages (echo off) are never written to it, so
  * they do not count towards its max_queue_bytes. Its waiting queue (at most
  * 512 KiB) plus its own 900 KB is over 1 MiB; what waits for it is not. */
 Test(bounds, own_messages_do_not_count_towards_own_queue) {

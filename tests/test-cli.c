@@ -1,5 +1,5 @@
 /* End-to-end tests of the command line, configuration errors, exit codes
- * and Unix socket file handling (SPEC §3, §4). */
+ * and Unix socket file handling (epoll-broadcaster.conf(5), §4). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>

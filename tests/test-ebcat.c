@@ -1,4 +1,4 @@
-/* Integration tests of ebcat (SPEC §5) against the real daemon on loopback.
+/* Integration tests of ebcat (ebcat(1)) against the real daemon on loopback.
  *
  * ebcat runs as a child with pipes (or files) for stdin/stdout and a pipe for
  * stderr; raw sockets from the harness play the other clients. Every wait is
@@ -86,7 +86,7 @@ static uint16_t start_daemon(void) {
 
 /* For whole-file transfers at full speed: the reader in this process can be
  * descheduled long enough to fall max_queue_bytes behind, and cutting it off
- * would then be right (SPEC §2). These tests are about ebcat, so the queue
+ * would then be right (docs/protocol.md). These tests are about ebcat, so the queue
  * holds the whole transfer. */
 static uint16_t start_daemon_for_bulk(void) {
         daemon_start(&daemon_main, "max_queue_bytes = 16777216;");

@@ -1,4 +1,4 @@
-/* End-to-end tests of the bounds of SPEC §2/§3: message size, per-client
+/* End-to-end tests of the bounds of docs/protocol.md/§3: message size, per-client
  * queue (slow readers, both policies), client count, and scale. */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -41,7 +41,7 @@ static void expect_oversize_cut_off(Daemon *d, int sender, int reader, const cha
         expect_peer_warning(d, sender, "over max_message_bytes");
 }
 
-/* SPEC §2 oversize: never delivered, not even in part; sender disconnected;
+/* docs/protocol.md oversize: never delivered, not even in part; sender disconnected;
  * warning with the peer address; the others carry on. */
 Test(limits, oversize_message_disconnects_sender) {
         Daemon d;
@@ -114,7 +114,7 @@ Test(limits, exactly_at_limit_passes) {
         daemon_stop(&d);
 }
 
-/* SPEC §2: the LF appended to a last partial line counts towards the limit. */
+/* docs/protocol.md: the LF appended to a last partial line counts towards the limit. */
 Test(limits, appended_newline_counts_towards_limit) {
         Daemon d;
         daemon_start(&d, "max_message_bytes = 64;");
@@ -152,7 +152,7 @@ static uint32_t overflow_count(void) {
         return (uint32_t)((harness_kernel_buffering() + 4u * 1024 * 1024) / MSG_LEN);
 }
 
-/* SPEC §2 slow reader, "disconnect": a client that never reads is cut off
+/* docs/protocol.md slow reader, "disconnect": a client that never reads is cut off
  * once over max_queue_bytes; a healthy reader gets every message in order,
  * nobody is slowed, the daemon's memory stays bounded. */
 Test(limits, slow_reader_disconnected) {
@@ -186,7 +186,7 @@ Test(limits, slow_reader_disconnected) {
         daemon_stop(&d);
 }
 
-/* SPEC §2/DESIGN §1.4: max_queue_bytes bounds what waits for a *receiver*.
+/* docs/protocol.md/DESIGN §1.4: max_queue_bytes bounds what waits for a *receiver*.
  * A fast sender with one prompt reader and no slow client at all: nobody may
  * be cut off, nothing lost (a sender's own messages are never queued for it). */
 Test(limits, fast_sender_and_prompt_reader_not_cut_off) {
@@ -213,7 +213,7 @@ Test(limits, fast_sender_and_prompt_reader_not_cut_off) {
         daemon_stop(&d);
 }
 
-/* SPEC §2 slow reader, "drop": the slow client stays, gets whole messages in
+/* docs/protocol.md slow reader, "drop": the slow client stays, gets whole messages in
  * order with gaps; a warning is logged; the healthy reader gets everything. */
 Test(limits, slow_reader_drop_policy) {
         Daemon d;
@@ -275,7 +275,7 @@ Test(limits, slow_reader_drop_policy) {
         daemon_stop(&d);
 }
 
-/* SPEC §2 full: connection max_clients+1 is accepted and closed at once,
+/* docs/protocol.md full: connection max_clients+1 is accepted and closed at once,
  * with a warning; the others are not disturbed; a freed slot is reusable. */
 Test(limits, max_clients_rejects_extra) {
         Daemon d;
@@ -316,7 +316,7 @@ Test(limits, max_clients_rejects_extra) {
         daemon_stop(&d);
 }
 
-/* SPEC §2 full: a flood of rejected connections gives only a few log lines. */
+/* docs/protocol.md full: a flood of rejected connections gives only a few log lines. */
 Test(limits, max_clients_warning_is_rate_limited) {
         enum { FLOOD = 200 };
         Daemon d;

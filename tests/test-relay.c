@@ -1,4 +1,4 @@
-/* End-to-end tests of the wire protocol (SPEC §2) against the real daemon:
+/* End-to-end tests of the wire protocol (docs/protocol.md) against the real daemon:
  * who gets what, in which order, whole, byte for byte, with which prefix, over
  * which kind of socket. */
 #include <criterion/criterion.h>
@@ -15,7 +15,7 @@
 
 TestSuite(relay, .fini = harness_cleanup, .timeout = 60);
 
-/* SPEC §2: each complete message goes to every other client, not its sender. */
+/* docs/protocol.md: each complete message goes to every other client, not its sender. */
 Test(relay, delivered_to_all_others_not_sender) {
         Daemon d;
         int c[3];
@@ -34,7 +34,7 @@ Test(relay, delivered_to_all_others_not_sender) {
         daemon_stop(&d);
 }
 
-/* SPEC §3 echo: with echo = true the sender gets its message too. */
+/* epoll-broadcaster.conf(5) echo: with echo = true the sender gets its message too. */
 Test(relay, echo_delivers_to_sender_too) {
         Daemon d;
         int c[2];
@@ -63,7 +63,7 @@ static void read_tagged(int fd, long *seq, size_t count) {
         }
 }
 
-/* SPEC §2 order: one global order, every recipient sees it (minus its own
+/* docs/protocol.md order: one global order, every recipient sees it (minus its own
  * messages); each sender's messages keep their order. */
 Test(relay, one_global_order_across_senders) {
         enum { SENDERS = 4, RECEIVERS = 3, PER_SENDER = 300 };
@@ -137,7 +137,7 @@ Test(relay, one_global_order_across_senders) {
         daemon_stop(&d);
 }
 
-/* SPEC §2: messages from one sender keep their order (many, in big writes). */
+/* docs/protocol.md: messages from one sender keep their order (many, in big writes). */
 Test(relay, one_sender_keeps_order) {
         Daemon d;
         int c[2];
@@ -153,7 +153,7 @@ Test(relay, one_sender_keeps_order) {
         daemon_stop(&d);
 }
 
-/* SPEC §2 atomicity: a message written in many small pieces with pauses
+/* docs/protocol.md atomicity: a message written in many small pieces with pauses
  * arrives whole, and nothing of it before its LF. */
 Test(relay, message_in_pieces_arrives_whole) {
         Daemon d;
@@ -172,7 +172,7 @@ Test(relay, message_in_pieces_arrives_whole) {
         daemon_stop(&d);
 }
 
-/* SPEC §2 atomicity: two senders each sending half a message, alternately,
+/* docs/protocol.md atomicity: two senders each sending half a message, alternately,
  * never get their bytes interleaved at a recipient. */
 Test(relay, halves_from_two_senders_never_interleave) {
         Daemon d;
@@ -204,7 +204,7 @@ Test(relay, halves_from_two_senders_never_interleave) {
         daemon_stop(&d);
 }
 
-/* SPEC §2: any byte but LF may appear; NUL and CR pass unchanged. */
+/* docs/protocol.md: any byte but LF may appear; NUL and CR pass unchanged. */
 Test(relay, binary_safe_nul_and_cr) {
         Daemon d;
         int c[2];
@@ -233,7 +233,7 @@ Test(relay, binary_safe_nul_and_cr) {
         daemon_stop(&d);
 }
 
-/* SPEC §2: no history; a client gets only what arrives after it connected. */
+/* docs/protocol.md: no history; a client gets only what arrives after it connected. */
 Test(relay, no_history_for_late_joiner) {
         Daemon d;
         daemon_start(&d, NULL);
@@ -270,7 +270,7 @@ static void split_prefix(const char *line, size_t len, const char *payload, char
         prefix[n] = '\0';
 }
 
-/* SPEC §2 prefix %a: "127.0.0.1:PORT", the sender's own source port. */
+/* docs/protocol.md prefix %a: "127.0.0.1:PORT", the sender's own source port. */
 Test(relay, prefix_peer_address) {
         Daemon d;
         int c[3];
@@ -299,7 +299,7 @@ static unsigned long long parse_id(const char *prefix, const char *before, const
         return strtoull(p, NULL, 10);
 }
 
-/* SPEC §2 prefix %i (decimal connection id, unique) and %% (a percent). */
+/* docs/protocol.md prefix %i (decimal connection id, unique) and %% (a percent). */
 Test(relay, prefix_id_and_percent) {
         Daemon d;
         int c[3];
@@ -340,7 +340,7 @@ Test(relay, prefix_id_and_percent) {
         daemon_stop(&d);
 }
 
-/* SPEC §2: a last message without LF is delivered, with LF, when its
+/* docs/protocol.md: a last message without LF is delivered, with LF, when its
  * sender closes. */
 Test(relay, last_partial_line_on_close) {
         Daemon d;
@@ -390,7 +390,7 @@ Test(relay, close_after_complete_line_adds_nothing) {
         daemon_stop(&d);
 }
 
-/* SPEC §3 listen: an IPv6 listener; %a shows "[::1]:port". */
+/* epoll-broadcaster.conf(5) listen: an IPv6 listener; %a shows "[::1]:port". */
 Test(relay, ipv6_listener) {
         if (!harness_have_ipv6())
                 cr_skip_test("no IPv6 loopback");
@@ -420,7 +420,7 @@ Test(relay, ipv6_listener) {
         daemon_stop(&d);
 }
 
-/* SPEC §3 listen: a Unix socket (absolute path) relaying to and from TCP;
+/* epoll-broadcaster.conf(5) listen: a Unix socket (absolute path) relaying to and from TCP;
  * %a shows "unix". */
 Test(relay, unix_socket_listener) {
         Daemon d;
@@ -447,7 +447,7 @@ Test(relay, unix_socket_listener) {
         daemon_stop(&d);
 }
 
-/* SPEC §2/§3: "*:port" is dual stack; an IPv4 client shows as plain
+/* docs/protocol.md/§3: "*:port" is dual stack; an IPv4 client shows as plain
  * 127.0.0.1:port (not ::ffff:127.0.0.1). */
 Test(relay, dual_stack_wildcard) {
         Daemon d;

@@ -1,4 +1,4 @@
-/* End-to-end tests of SPEC §4 signals: graceful stop with draining, second
+/* End-to-end tests of epoll-broadcaster(8) signals: graceful stop with draining, second
  * signal, shutdown_timeout, reload (good and bad), statistics, SIGPIPE. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -109,7 +109,7 @@ Test(signals, sigterm_drains_backlog_then_exits_0) {
 
 /* While draining, SIGHUP is refused with a notice (no reload, no exit); a
  * second SIGTERM stops at once (the slow client never reads: without it the
- * drain would last shutdown_timeout), with status 0 (SPEC §4). */
+ * drain would last shutdown_timeout), with status 0 (epoll-broadcaster(8)). */
 Test(signals, second_sigterm_stops_at_once) {
         Daemon d;
         Backlog b;
@@ -266,7 +266,7 @@ Test(signals, sighup_applies_echo_and_message_limit) {
         daemon_stop(&d);
 }
 
-/* SPEC §3: a lowered max_clients on reload disconnects nobody; it applies
+/* epoll-broadcaster.conf(5): a lowered max_clients on reload disconnects nobody; it applies
  * to new connections. */
 Test(signals, sighup_lower_max_clients_disconnects_nobody) {
         Daemon d;
@@ -286,7 +286,7 @@ Test(signals, sighup_lower_max_clients_disconnects_nobody) {
         daemon_stop(&d);
 }
 
-/* SPEC §4: a changed 'listen' is reported as needing a restart; the running
+/* epoll-broadcaster(8): a changed 'listen' is reported as needing a restart; the running
  * listeners and clients stay as they are. */
 Test(signals, sighup_changed_listen_needs_restart) {
         Daemon d;

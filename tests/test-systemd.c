@@ -1,4 +1,4 @@
-/* End-to-end tests of SPEC §4's systemd integration, without systemd:
+/* End-to-end tests of epoll-broadcaster(8)'s systemd integration, without systemd:
  * socket activation through systemd-socket-activate (and hand-made
  * LISTEN_FDS), sd_notify through a NOTIFY_SOCKET datagram socket the test
  * owns (READY, STATUS, STOPPING, RELOADING, WATCHDOG, ERRNO), and the
