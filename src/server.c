@@ -1,5 +1,5 @@
 /* Server: owns the clients, the listeners and the broadcast log, and
- * decides every policy of docs/protocol.md and §4; the lists a client moves through
+ * decides every policy of docs/protocol.md and epoll-broadcaster(8); the lists a client moves through
  * are described in server-internal.h.
  *
  * A round: the loop dispatches ready sources (accept, read → frame →

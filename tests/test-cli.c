@@ -1,5 +1,5 @@
 /* End-to-end tests of the command line, configuration errors, exit codes
- * and Unix socket file handling (epoll-broadcaster.conf(5), §4). */
+ * and Unix socket file handling (epoll-broadcaster.conf(5), epoll-broadcaster(8)). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>

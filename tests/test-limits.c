@@ -1,4 +1,4 @@
-/* End-to-end tests of the bounds of docs/protocol.md/§3: message size, per-client
+/* End-to-end tests of the bounds of docs/protocol.md and epoll-broadcaster.conf(5): message size, per-client
  * queue (slow readers, both policies), client count, and scale. */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -186,7 +186,7 @@ Test(limits, slow_reader_disconnected) {
         daemon_stop(&d);
 }
 
-/* docs/protocol.md/DESIGN §1.4: max_queue_bytes bounds what waits for a *receiver*.
+/* docs/protocol.md: max_queue_bytes bounds what waits for a *receiver*.
  * A fast sender with one prompt reader and no slow client at all: nobody may
  * be cut off, nothing lost (a sender's own messages are never queued for it). */
 Test(limits, fast_sender_and_prompt_reader_not_cut_off) {

@@ -447,7 +447,7 @@ Test(relay, unix_socket_listener) {
         daemon_stop(&d);
 }
 
-/* docs/protocol.md/§3: "*:port" is dual stack; an IPv4 client shows as plain
+/* epoll-broadcaster.conf(5): "*:port" is dual stack; an IPv4 client shows as plain
  * 127.0.0.1:port (not ::ffff:127.0.0.1). */
 Test(relay, dual_stack_wildcard) {
         Daemon d;
