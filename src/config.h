@@ -39,9 +39,67 @@ typedef enum LogLevel {
 #define CONFIG_MAX_PARTIAL_MAX (64LL * 1024 * 1024 * 1024) /* and at least max_message_bytes */
 #define CONFIG_PARTIAL_TIMEOUT_MAX 3600
 
+/* epoll-broadcaster.conf(5), listener groups. */
+typedef enum ListenProtocol {
+        LISTEN_PROTOCOL_LINE,
+        LISTEN_PROTOCOL_WEBSOCKET,
+        LISTEN_PROTOCOL_METRICS,
+} ListenProtocol;
+
+typedef enum ListenRole {
+        LISTEN_ROLE_BOTH,
+        LISTEN_ROLE_SUBSCRIBE, /* receives; what it sends is read and discarded */
+        LISTEN_ROLE_PUBLISH,   /* sends; receives nothing */
+} ListenRole;
+
+/* What a 'listen' entry says besides its address: a string entry has the
+ * defaults (line protocol, no TLS, role both, no name). */
+typedef struct ListenOptions {
+        bool has_address;      /* false: a group with only a 'name' (socket activation) */
+        char *name;            /* FileDescriptorName= it matches, "" = none */
+        ListenProtocol protocol;
+        bool tls;
+        ListenRole role;
+        char **origins;        /* websocket only; "*" allows any */
+        size_t n_origins;
+        bool history;          /* default true */
+} ListenOptions;
+
+typedef enum TlsClientAuth {
+        TLS_CLIENT_AUTH_NONE,
+        TLS_CLIENT_AUTH_OPTIONAL,
+        TLS_CLIENT_AUTH_REQUIRE,
+} TlsClientAuth;
+
+typedef enum TlsVersion {
+        TLS_VERSION_1_2,
+        TLS_VERSION_1_3,
+} TlsVersion;
+
+#define CONFIG_HANDSHAKE_TIMEOUT_MIN 1
+#define CONFIG_HANDSHAKE_TIMEOUT_MAX 3600
+
+/* The 'tls' group. Paths are as the daemon opens them: a relative path in
+ * the file is made absolute against the directory of the configuration
+ * file. Whether the files are usable is tls.c's to check. */
+typedef struct TlsConfig {
+        bool present;          /* the group was given */
+        char *cert_file;       /* "" = not given */
+        char *key_file;
+        char *ca_file;
+        TlsClientAuth client_auth;
+        TlsVersion min_version;
+        char *ciphers;         /* "" = OpenSSL's default */
+        char *ciphersuites;
+        uint32_t handshake_timeout; /* seconds */
+        unsigned line;         /* where the group is, for messages (0: unknown) */
+        char *source;          /* the file it is in, for messages */
+} TlsConfig;
+
 typedef struct Config {
-        SockAddr listen[CONFIG_LISTEN_MAX];
-        char *listen_str[CONFIG_LISTEN_MAX]; /* as written, for messages */
+        SockAddr listen[CONFIG_LISTEN_MAX];  /* valid where listen_opts[i].has_address */
+        char *listen_str[CONFIG_LISTEN_MAX]; /* the address as written ("" for a name-only group) */
+        ListenOptions listen_opts[CONFIG_LISTEN_MAX];
         size_t n_listen;
         bool listen_is_default; /* no 'listen' in the file */
         uint32_t max_clients;
@@ -55,6 +113,7 @@ typedef struct Config {
         uint64_t max_partial_bytes; /* unfinished lines of all clients together */
         uint32_t partial_timeout;   /* seconds an unfinished line may wait, 0 = forever */
         LogLevel log_level;
+        TlsConfig tls;
 } Config;
 
 /* The built-in defaults. Returns 0 or -ENOMEM. */
