@@ -16,13 +16,39 @@
  * malloc chunk (glibc adds 8 bytes and rounds to 16). */
 _Static_assert(sizeof(Client) <= 152, "Client outgrew its malloc chunk: every idle client pays for it");
 
-int client_new(Client **ret, uint64_t id, const struct sockaddr *peer, socklen_t peer_len) {
-        Client *c = calloc(1, sizeof(*c));
-        if (!c)
-                return -ENOMEM;
+/* A TLS client: the Client and its session, in one allocation. */
+typedef struct TlsClient {
+        Client client;
+        TlsConn *conn;
+        uint32_t since;
+} TlsClient;
+
+static TlsConn *client_tls(const Client *c) {
+        return c->transport == TRANSPORT_TLS ? container_of(c, const TlsClient, client)->conn : NULL;
+}
+
+int client_new(Client **ret, uint64_t id, int fd, const struct sockaddr *peer, socklen_t peer_len,
+               TlsContext *tls) {
+        Client *c;
+        if (tls) {
+                TlsClient *t = calloc(1, sizeof(*t));
+                if (!t)
+                        return -ENOMEM;
+                int r = tls_conn_new(&t->conn, tls, fd);
+                if (r < 0) {
+                        free(t);
+                        return r;
+                }
+                c = &t->client;
+                c->transport = TRANSPORT_TLS;
+        } else {
+                c = calloc(1, sizeof(*c));
+                if (!c)
+                        return -ENOMEM;
+                c->transport = TRANSPORT_PLAIN;
+        }
         c->id = id;
         c->src.fd = -1;
-        c->transport = TRANSPORT_PLAIN;
         list_init(&c->link);
         list_init(&c->src.ready);
         c->tcp = peer->sa_family == AF_INET || peer->sa_family == AF_INET6;
@@ -39,8 +65,53 @@ Client *client_free(Client *c) {
                 return NULL;
         framer_reset(&c->framer);
         free(c->rest);
-        free(c);
+        if (c->transport == TRANSPORT_TLS) {
+                TlsClient *t = container_of(c, TlsClient, client);
+                tls_conn_free(t->conn);
+                free(t);
+        } else
+                free(c);
         return NULL;
+}
+
+const char *client_identity(const Client *c) {
+        TlsConn *t = client_tls(c);
+        return t ? tls_conn_identity(t) : NULL;
+}
+
+bool client_established(const Client *c) {
+        TlsConn *t = client_tls(c);
+        return !t || tls_conn_established(t);
+}
+
+uint32_t client_handshake_since(const Client *c) {
+        return c->transport == TRANSPORT_TLS ? container_of(c, const TlsClient, client)->since : 0;
+}
+
+void client_set_handshake_since(Client *c, uint32_t since) {
+        if (c->transport == TRANSPORT_TLS)
+                container_of(c, TlsClient, client)->since = since;
+}
+
+bool client_read_wants_write(const Client *c) {
+        TlsConn *t = client_tls(c);
+        return t && tls_conn_read_wants_write(t);
+}
+
+bool client_write_wants_read(const Client *c) {
+        TlsConn *t = client_tls(c);
+        return t && tls_conn_write_wants_read(t);
+}
+
+const char *client_transport_error(const Client *c) {
+        TlsConn *t = client_tls(c);
+        return t ? tls_conn_error(t) : "transport error";
+}
+
+void client_close(Client *c) {
+        TlsConn *t = client_tls(c);
+        if (t)
+                tls_close_notify(t);
 }
 
 size_t client_peer(const Client *c, char *buf, size_t size) {
@@ -51,11 +122,7 @@ size_t client_peer(const Client *c, char *buf, size_t size) {
 }
 
 ssize_t client_read(Client *c, char *buf, size_t n) {
-        ssize_t r = transports[c->transport]->read(c->src.fd, buf, n);
-        /* A reset, a timeout, any failure: the stream is over, and what
-         * arrived before it has been read (docs/protocol.md: a reset sender's last line
-         * is still delivered). */
-        return r < 0 && r != -EAGAIN ? 0 : r;
+        return transports[c->transport]->read(c->src.fd, client_tls(c), buf, n);
 }
 
 int client_next_message(Client *c, const char **in, size_t *in_len, size_t max, const char **ret_msg,
@@ -95,7 +162,7 @@ int client_flush(Client *c, BcastLog *log, uint64_t skip) {
                 return 0;
         }
 
-        ssize_t w = transports[c->transport]->writev(c->src.fd, iov, n);
+        ssize_t w = transports[c->transport]->writev(c->src.fd, client_tls(c), iov, n);
         if (w < 0) {
                 if (w == -EAGAIN)
                         c->writable = false;
@@ -134,5 +201,5 @@ int64_t client_drop(Client *c, BcastLog *log, uint64_t skip, uint64_t limit) {
 }
 
 int client_shutdown(Client *c) {
-        return transports[c->transport]->shutdown(c->src.fd);
+        return transports[c->transport]->shutdown(c->src.fd, client_tls(c));
 }

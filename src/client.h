@@ -12,6 +12,7 @@
 #include "bcastlog.h"
 #include "framer.h"
 #include "loop.h"
+#include "tls.h"
 #include "transport.h"
 
 typedef enum ClientPhase {
@@ -35,27 +36,54 @@ typedef struct Client {
         uint8_t transport;    /* TransportKind */
         uint8_t writable : 1; /* no EAGAIN since the last EPOLLOUT */
         uint8_t tcp : 1;
-        uint8_t input_paused : 1;  /* not read until its own backlog shrinks */
-        uint8_t output_failed : 1; /* lingering because a write failed */
-        struct sockaddr_in6 peer;  /* AF_INET fits too; AF_UNIX keeps the family only */
+        uint8_t input_paused : 1;    /* not read until its own backlog shrinks */
+        uint8_t output_failed : 1;   /* lingering because a write failed */
+        uint8_t discard_noticed : 1; /* a subscriber's input was reported discarded */
+        uint8_t receiving : 1;       /* has a cursor: not publish-only, not in a TLS handshake */
+        uint8_t role;                /* ListenRole of its listener */
+        struct sockaddr_in6 peer;    /* AF_INET fits too; AF_UNIX keeps the family only */
 } Client;
 
 /* Largest write handed to the transport at once: enough to batch, small
  * enough that one client cannot monopolise a round. */
 #define CLIENT_FLUSH_MAX_BYTES ((size_t)256 * 1024)
 
-int client_new(Client **ret, uint64_t id, const struct sockaddr *peer, socklen_t peer_len);
+/* A client on connected socket fd (taken over: closed by the server after
+ * client_close()). With 'tls', a TLS server session over it: the TLS state
+ * lives beside the Client, so plain clients pay nothing for it. */
+int client_new(Client **ret, uint64_t id, int fd, const struct sockaddr *peer, socklen_t peer_len,
+               TlsContext *tls);
 /* Frees the client's buffers; the cursor must have been released and the fd
  * closed by the server. */
 Client *client_free(Client *c);
 
 /* The peer as %a shows it. */
 size_t client_peer(const Client *c, char *buf, size_t size);
+/* The authenticated identity %u shows, or NULL. */
+const char *client_identity(const Client *c);
+
+/* A TLS client before the end of its handshake is not established yet
+ * (plain ones always are). */
+bool client_established(const Client *c);
+/* When its connection began (seconds, the caller's clock); set at accept. */
+uint32_t client_handshake_since(const Client *c);
+void client_set_handshake_since(Client *c, uint32_t since);
+/* The transport's last read wanted to write: an EPOLLOUT edge retries the
+ * read; its last write wanted to read: an EPOLLIN edge retries the write. */
+bool client_read_wants_write(const Client *c);
+bool client_write_wants_read(const Client *c);
+/* Why the last read failed with -EPROTO (a TLS error), for the log. */
+const char *client_transport_error(const Client *c);
+/* Before the socket is closed: a TLS client gets close_notify if its socket
+ * takes it. */
+void client_close(Client *c);
 
 /* One read through the transport into buf. Returns the bytes read, 0 when
- * the peer's stream has ended (closed, shut down, or reset: either way
- * nothing more will come), or -EAGAIN. Any other failure of the socket
- * counts as its end: what the peer sent before it is still framed. */
+ * the peer's stream has ended cleanly (closed, shut down, a plain
+ * connection reset after its bytes arrived, a TLS close_notify: its last
+ * line counts), -EAGAIN, or another -errno when the stream failed (a TLS
+ * stream cut without close_notify, a TLS error): what came before was read,
+ * an unfinished line is not the peer's to deliver. */
 ssize_t client_read(Client *c, char *buf, size_t n);
 
 /* The next complete message of what client_read() returned (*in / *in_len

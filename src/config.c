@@ -147,6 +147,7 @@ int config_new_default(Config **ret) {
                 c->listen_str[i] = strdup(default_listen[i]);
                 if (!c->listen_str[i])
                         return -ENOMEM;
+                c->listen_opts[c->n_listen].has_address = true;
                 c->n_listen++;
         }
         c->listen_is_default = true;
@@ -948,6 +949,7 @@ static int load_listen(LoadContext *ctx, const config_setting_t *s, Config *c) {
                 c->listen_str[c->n_listen] = strdup(v);
                 if (!c->listen_str[c->n_listen])
                         return load_error(ctx, -ENOMEM, "%s: out of memory", ctx->path);
+                c->listen_opts[c->n_listen].has_address = true;
                 c->listen[c->n_listen++] = a;
         }
 

@@ -97,33 +97,45 @@ int listener_adopt(Listener *l, int fd) {
 }
 
 int listener_adopt_passed(Listener **ret, size_t *ret_n) {
-        int n = sd_listen_fds(1);
+        char **names = NULL;
+        int n = sd_listen_fds_with_names(1, &names);
         if (n < 0) {
                 log_error("cannot read the sockets passed by systemd: %s", strerror(-n));
                 return n;
         }
         *ret = NULL;
         *ret_n = 0;
-        if (n == 0)
-                return 0;
-        Listener *ls = calloc((size_t)n, sizeof(Listener));
-        if (!ls) {
-                for (int i = 0; i < n; i++)
-                        safe_close(SD_LISTEN_FDS_START + i);
-                log_error("out of memory");
-                return -ENOMEM;
-        }
-        for (int i = 0; i < n; i++) {
+        Listener *ls = n > 0 ? calloc((size_t)n, sizeof(Listener)) : NULL;
+        int r = n > 0 && !ls ? -ENOMEM : 0;
+        for (int i = 0; r >= 0 && i < n; i++) {
                 int fd = SD_LISTEN_FDS_START + i;
-                int r = listener_adopt(&ls[i], fd);
+                r = listener_adopt(&ls[i], fd);
                 if (r < 0) {
                         log_error("passed file descriptor %d is not a listening stream socket: %s", fd,
                                   strerror(-r));
-                        for (int j = 0; j < n; j++)
-                                safe_close(SD_LISTEN_FDS_START + j);
-                        free(ls);
-                        return -ENOTSOCK;
+                        r = -ENOTSOCK;
+                        break;
                 }
+                /* systemd names unnamed sockets "unknown". */
+                if (names && names[i] && strcmp(names[i], "unknown") != 0) {
+                        ls[i].fdname = strdup(names[i]);
+                        if (!ls[i].fdname)
+                                r = -ENOMEM;
+                }
+        }
+        for (int i = 0; names && names[i]; i++)
+                free(names[i]);
+        free(names);
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        log_error("out of memory");
+                for (int i = 0; i < n; i++) {
+                        safe_close(SD_LISTEN_FDS_START + i);
+                        if (ls)
+                                free(ls[i].fdname);
+                }
+                free(ls);
+                return r;
         }
         *ret = ls;
         *ret_n = (size_t)n;
@@ -138,6 +150,8 @@ int listener_accept(Listener *l, struct sockaddr_storage *peer, socklen_t *peer_
 
 void listener_close(Listener *l) {
         l->src.fd = safe_close(l->src.fd);
+        free(l->fdname);
+        l->fdname = NULL;
         if (l->owns_path) {
                 (void)unlink(l->addr.un.sun_path);
                 l->owns_path = false;

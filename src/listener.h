@@ -15,6 +15,9 @@ typedef struct Listener {
         char name[ADDR_STR_MAX];
         bool owns_path; /* a Unix socket file this process created */
         bool paused;    /* accepting failed for lack of resources */
+        bool tls;       /* its clients speak TLS */
+        uint8_t role;   /* ListenRole of its clients */
+        char *fdname;   /* FileDescriptorName= of a passed socket, or NULL */
 } Listener;
 
 #define LISTENER_BACKLOG 4096
@@ -30,7 +33,8 @@ int listener_open(Listener *l, const SockAddr *a);
  * Returns 0 or -errno. */
 int listener_adopt(Listener *l, int fd);
 
-/* Takes over every listening socket systemd passed (sd_listen_fds): *ret
+/* Takes over every listening socket systemd passed (sd_listen_fds), with
+ * its FileDescriptorName= in fdname (NULL when systemd gave none): *ret
  * (NULL when none) holds *ret_n listeners. A passed fd that is not a
  * listening stream socket fails the whole start: -ENOTSOCK, logged, every
  * passed fd closed. Returns 0 or -errno. */

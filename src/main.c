@@ -145,10 +145,24 @@ int main(int argc, char *argv[]) {
         }
         raise_fd_limit(config->max_clients);
 
+        /* An unusable certificate, key or cipher list is a configuration
+         * error, found before anything listens. */
+        TlsContext *tls = NULL;
+        r = server_tls_new(&tls, config, err, sizeof(err));
+        if (r < 0) {
+                log_error("%s", err);
+                notify_failed(-r, "Configuration error: %s", err);
+                config_free(config);
+                return CONFIG_EXIT_CODE;
+        }
+
         _cleanup_server_ Server *server = NULL;
         r = server_new(&server, config, config_path, explicit_path);
-        if (r >= 0)
+        if (r >= 0) {
+                server_set_tls(server, TAKE_PTR(tls));
                 r = server_listen(server);
+        }
+        tls_context_free(tls);
         if (r < 0) {
                 notify_failed(-r, "Failed to start: %s", log_last_error());
                 return EXIT_FAILURE;

@@ -2,8 +2,9 @@
  * expansion once per relayed message.
  *
  * Pure: no I/O, no logging, no allocation. A template is a byte string with
- * three directives, %a (peer address), %i (connection id) and %% (a percent
- * sign); every other byte is copied as is. A LF is refused: it would split
+ * four directives, %a (peer address), %i (connection id), %u (the client's
+ * authenticated identity, "-" when none) and %% (a percent sign); every
+ * other byte is copied as is. A LF is refused: it would split
  * every relayed message in two. Expansion stops at 'size' bytes (it may cut
  * an expanded %a short) and adds no NUL: the result is a byte run. */
 
@@ -18,7 +19,7 @@
 #include "util.h"
 
 static bool is_directive(char c) {
-        return c == 'a' || c == 'i' || c == '%';
+        return c == 'a' || c == 'i' || c == 'u' || c == '%';
 }
 
 int prefix_validate(const char *tmpl, size_t *ret_bad_offset) {
@@ -53,13 +54,16 @@ static size_t append(char *buf, size_t size, size_t n, const char *s, size_t len
         return n + k;
 }
 
-size_t prefix_expand(const char *tmpl, const char *peer, uint64_t id, char *buf, size_t size) {
+size_t prefix_expand(const char *tmpl, const char *peer, uint64_t id, const char *user, char *buf,
+                     size_t size) {
         size_t n = 0;
 
         if (!tmpl || !buf)
                 return 0;
         if (!peer)
                 peer = "";
+        if (!user || !*user)
+                user = "-";
 
         for (const char *p = tmpl; *p && n < size; p++) {
                 const char *lit = p;
@@ -78,6 +82,9 @@ size_t prefix_expand(const char *tmpl, const char *peer, uint64_t id, char *buf,
                 switch (*p) {
                 case 'a':
                         n = append(buf, size, n, peer, strlen(peer));
+                        break;
+                case 'u':
+                        n = append(buf, size, n, user, strnlen(user, PREFIX_USER_MAX));
                         break;
                 case 'i': {
                         char num[sizeof("18446744073709551615")];

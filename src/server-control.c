@@ -16,10 +16,24 @@
 
 #define DRAIN_TICK_USEC (USEC_PER_SEC / 10)
 
+/* Clients never written to have nothing queued: publishers linger at
+ * once, handshakes are abandoned. */
+static void server_stop_quiet(Server *s) {
+        for (ListNode *n = s->quiet_list.next, *next; n != &s->quiet_list; n = next) {
+                next = n->next;
+                Client *c = container_of(n, Client, link);
+                if (client_established(c))
+                        server_linger(s, c);
+                else
+                        server_close_client(s, c, "stopping");
+        }
+}
+
 void server_begin_stop(Server *s, const char *signame) {
         s->phase = PHASE_DRAINING;
         notify_stopping();
         server_close_listeners(s);
+        server_stop_quiet(s);
         if (s->config->shutdown_timeout == 0) {
                 log_notice("%s: stopping now (shutdown_timeout is 0)", signame);
                 s->phase = PHASE_DONE;
@@ -60,6 +74,14 @@ static void server_reload(Server *s) {
 
         notify_reloading();
         int r = config_load(s->config_path, true, &config, NULL, err, sizeof(err));
+        /* New certificates and keys serve new connections; connected
+         * clients keep the context they began with. */
+        TlsContext *tls = NULL;
+        if (r >= 0) {
+                r = server_tls_new(&tls, config, err, sizeof(err));
+                if (r < 0)
+                        config_free(config);
+        }
         if (r < 0) {
                 log_error("reload failed, keeping the running settings: %s", err);
                 notify_ready();
@@ -80,6 +102,8 @@ static void server_reload(Server *s) {
         bool echo_changed = config->echo != s->config->echo;
         config_free(s->config);
         s->config = config;
+        if (tls)
+                server_set_tls(s, tls);
         /* A new max_queue_bytes applies from the next message on. */
         s->blocked_check_at = 0;
         log_set_max_priority((int)config->log_level);
@@ -97,10 +121,12 @@ static void server_reload(Server *s) {
 static void server_log_stats(Server *s) {
         log_notice("stats: clients=%zu accepted=%" PRIu64 " messages=%" PRIu64 " bytes=%" PRIu64
                    " dropped=%" PRIu64 " slow_disconnects=%" PRIu64 " oversize=%" PRIu64 " rejected=%" PRIu64
-                   " partial_disconnects=%" PRIu64 " queue_memory=%zu partial_memory=%" PRIu64,
+                   " partial_disconnects=%" PRIu64 " discarded=%" PRIu64 " tls_failures=%" PRIu64
+                   " queue_memory=%zu partial_memory=%" PRIu64,
                    s->n_clients, s->stats.accepted, s->stats.messages, s->stats.bytes, s->stats.dropped,
                    s->stats.slow_disconnects, s->stats.oversize, s->stats.rejected,
-                   s->stats.partial_disconnects, bcastlog_memory(s->log), s->partial_bytes);
+                   s->stats.partial_disconnects, s->stats.discarded, s->stats.tls_failures,
+                   bcastlog_memory(s->log), s->partial_bytes);
 }
 
 static void server_on_signal(Source *src, uint32_t events _unused_, void *userdata) {

@@ -13,6 +13,7 @@
 #include "listener.h"
 #include "loop.h"
 #include "ratelimit.h"
+#include "tls.h"
 #include "server.h"
 
 #define USEC_PER_SEC 1000000ULL
@@ -31,6 +32,8 @@ typedef enum Warning {
         WARN_OVERSIZE,
         WARN_ACCEPT,
         WARN_PARTIAL,
+        WARN_TLS,
+        WARN_DISCARD,
         WARN_ERROR,
         N_WARNINGS,
 } Warning;
@@ -42,6 +45,8 @@ typedef enum Warning {
  *   blocked_list  socket full, waiting for an EPOLLOUT edge
  *   linger_list   nothing more to send: stopping (FIN sent), or a write
  *                 failed and what the peer sent before is still being read
+ *   quiet_list    never written to (yet): publish-only clients, and TLS
+ *                 clients in their handshake; no cursor, so they pin nothing
  *   closing_list  closed this round; freed (and its fd closed) at the end
  * so nothing is ever freed during a traversal. */
 /* one per process; fields grouped by role, not size */
@@ -57,7 +62,9 @@ struct Server {
         bool socket_activated; /* listeners came from systemd, not 'listen' */
         Source signal_src;
         Source timer_src;
-        ListNode flush_list, idle_list, blocked_list, linger_list, closing_list;
+        ListNode flush_list, idle_list, blocked_list, linger_list, quiet_list, closing_list;
+        TlsContext *tls;   /* for TLS listeners; NULL when none is configured */
+        size_t handshakes; /* TLS clients still in their handshake */
         size_t n_clients;
         uint64_t last_id;
         bool log_grew;
@@ -94,6 +101,9 @@ void server_tune_keepalive(Server *s, Client *c, void *arg);
 void server_resume_input(Server *s, Client *c, void *arg);
 /* What c's cursor will step over of its own messages, after echo changed. */
 void server_recount_own(Server *s, Client *c, void *arg);
+/* Nothing more to send to c at a stop: FIN, then drain until the peer
+ * closes. */
+void server_linger(Server *s, Client *c);
 /* Listeners paused for lack of resources are tried again. */
 void server_resume_listeners(Server *s);
 void server_close_listeners(Server *s);

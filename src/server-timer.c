@@ -54,6 +54,19 @@ static void server_check_partial_age(Server *s, Client *c, void *arg) {
         server_close_client(s, c, "unfinished line timed out");
 }
 
+/* A TLS client has handshake_timeout seconds to finish its handshake. */
+static void server_check_handshake(Server *s, Client *c, void *arg) {
+        uint32_t now = *(const uint32_t *)arg;
+        if (c->phase != CLIENT_OPEN || client_established(c) ||
+            now - client_handshake_since(c) <= s->config->tls.handshake_timeout)
+                return;
+        s->stats.tls_failures++;
+        server_warn(s, WARN_TLS, c,
+                    "no TLS handshake within handshake_timeout (%" PRIu32 " s); disconnecting",
+                    s->config->tls.handshake_timeout);
+        server_close_client(s, c, "TLS handshake timed out");
+}
+
 /* glibc gives heap memory back only from the top of the heap, and whatever
  * was allocated last pins it there: after 1,000 clients held partial lines
  * and left, the daemon stayed 16 MiB larger for good. Once a second, when
@@ -93,10 +106,11 @@ static void server_on_timer(Source *src, uint32_t events _unused_, void *userdat
                 s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         server_resume_listeners(s);
         if (s->phase == PHASE_RUNNING) {
-                if (s->config->partial_timeout > 0 && s->partial_bytes > 0) {
-                        uint32_t now_s = (uint32_t)(now / USEC_PER_SEC);
+                uint32_t now_s = (uint32_t)(now / USEC_PER_SEC);
+                if (s->config->partial_timeout > 0 && s->partial_bytes > 0)
                         server_client_list_for_each(s, server_check_partial_age, &now_s);
-                }
+                if (s->handshakes > 0)
+                        server_client_list_for_each(s, server_check_handshake, &now_s);
                 server_update_status(s);
         }
         if (s->phase == PHASE_DRAINING) {

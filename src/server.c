@@ -85,6 +85,8 @@ void server_close_client(Server *s, Client *c, const char *why) {
                          why ? why : "");
                 log_set_client(0, NULL);
         }
+        if (!client_established(c))
+                s->handshakes--;
         c->phase = CLIENT_CLOSING;
         loop_remove(s->loop, &c->src);
         /* Release the cursor now, so blocks it pinned can go this round. */
@@ -99,13 +101,15 @@ static void server_reap(Server *s) {
         ListNode *n;
         while ((n = list_pop_front(&s->closing_list))) {
                 Client *c = container_of(n, Client, link);
+                client_close(c);
                 safe_close(c->src.fd);
                 client_free(c);
         }
 }
 
 void server_client_list_for_each(Server *s, void (*fn)(Server *s, Client *c, void *arg), void *arg) {
-        ListNode *lists[] = {&s->flush_list, &s->idle_list, &s->blocked_list, &s->linger_list};
+        ListNode *lists[] = {&s->flush_list, &s->idle_list, &s->blocked_list, &s->linger_list,
+                             &s->quiet_list};
         for (size_t i = 0; i < ARRAY_SIZE(lists); i++)
                 for (ListNode *n = lists[i]->next, *next; n != lists[i]; n = next) {
                         next = n->next;
@@ -183,7 +187,7 @@ void server_resume_input(Server *s, Client *c, void *arg _unused_) {
 }
 
 void server_recount_own(Server *s, Client *c, void *arg _unused_) {
-        if (c->phase != CLIENT_OPEN)
+        if (c->phase != CLIENT_OPEN || !c->receiving)
                 return;
         uint64_t own = s->config->echo ? 0 : bcastlog_skip_ahead(s->log, &c->cursor, c->id);
         c->own_pending = (uint32_t)MIN(own, (uint64_t)UINT32_MAX);
@@ -211,7 +215,7 @@ static int server_publish(Server *s, Client *c, const char *prefix, size_t prefi
         }
         size_t total = prefix_len + len + add_lf;
         s->round_budget -= MIN(s->round_budget, total);
-        if (!s->config->echo)
+        if (!s->config->echo && c->receiving)
                 c->own_pending += (uint32_t)total;
         s->log_grew = true;
         server_check_blocked(s);
@@ -224,7 +228,7 @@ static size_t server_prefix(Server *s, Client *c, char *buf, size_t size) {
                 return 0;
         char peer[ADDR_STR_MAX];
         client_peer(c, peer, sizeof(peer));
-        return prefix_expand(s->config->prefix, peer, c->id, buf, size);
+        return prefix_expand(s->config->prefix, peer, c->id, client_identity(c), buf, size);
 }
 
 static void server_oversize(Server *s, Client *c) {
@@ -343,6 +347,44 @@ static size_t server_read_size(const Server *s, const Client *c, size_t prefix_l
         return (size_t)MIN((uint64_t)READ_BUFFER_SIZE, (s->round_budget - pending) / (prefix_len + 1));
 }
 
+/* A client starts receiving once it can: at accept, or for TLS at the end
+ * of its handshake (before it, it is not connected in the sense of
+ * docs/protocol.md, and holds no cursor). Publish-only clients never do. */
+static void server_start_receiving(Server *s, Client *c) {
+        if (c->role == LISTEN_ROLE_PUBLISH) {
+                list_move_back(&s->quiet_list, &c->link);
+                return;
+        }
+        bcastlog_cursor_init(s->log, &c->cursor);
+        c->receiving = true;
+        c->writable = true;
+        list_move_back(&s->idle_list, &c->link);
+}
+
+static void server_handshake_done(Server *s, Client *c) {
+        s->handshakes--;
+        if (log_enabled(LOG_INFO)) {
+                char peer[ADDR_STR_MAX];
+                const char *who = client_identity(c);
+                client_peer(c, peer, sizeof(peer));
+                log_set_client(c->id, peer);
+                log_info("client %" PRIu64 " (%s): TLS established%s%s", c->id, peer, who ? " for " : "",
+                         who ? who : "");
+                log_set_client(0, NULL);
+        }
+        server_start_receiving(s, c);
+}
+
+/* A subscribe-only client's input is read (so its socket never fills and
+ * it is never cut off for it) and thrown away; counted, and said once. */
+static void server_discard(Server *s, Client *c, size_t n) {
+        s->stats.discarded += n;
+        if (c->discard_noticed)
+                return;
+        c->discard_noticed = true;
+        server_warn(s, WARN_DISCARD, c, "sends on a subscribe-only listener; its input is discarded");
+}
+
 /* The one read path. A client is read while the server relays (open
  * clients, and clients whose writes failed: what they sent before is still
  * theirs), and drained without relaying while it lingers at a stop. */
@@ -357,7 +399,10 @@ static void server_client_read(Server *s, Client *c) {
         }
 
         char prefix[PREFIX_EXPANDED_MAX];
-        size_t prefix_len = relay ? server_prefix(s, c, prefix, sizeof(prefix)) : 0;
+        size_t prefix_len = 0;
+        bool established = client_established(c);
+        if (relay && established)
+                prefix_len = server_prefix(s, c, prefix, sizeof(prefix));
         for (unsigned i = 0;; i++) {
                 size_t size = relay ? server_read_size(s, c, prefix_len) : sizeof(s->rbuf);
                 /* Only EAGAIN proves the socket empty, so the edge is kept
@@ -368,17 +413,37 @@ static void server_client_read(Server *s, Client *c) {
                         return;
                 }
                 ssize_t n = client_read(c, s->rbuf, size);
+                if (!established && client_established(c)) {
+                        established = true;
+                        server_handshake_done(s, c);
+                        if (relay)
+                                prefix_len = server_prefix(s, c, prefix, sizeof(prefix));
+                }
                 if (n == -EAGAIN) {
                         if (c->output_failed)
                                 server_close_client(s, c, NULL);
                         return;
                 }
-                if (n <= 0) {
-                        server_client_eof(s, c, relay, n < 0 ? strerror((int)-n) : NULL);
+                if (n == -EPROTO) {
+                        s->stats.tls_failures += !established;
+                        server_warn(s, WARN_TLS, c, "%s: %s; disconnecting",
+                                    established ? "TLS error" : "TLS handshake failed",
+                                    client_transport_error(c));
+                        server_close_client(s, c, "TLS error");
+                        return;
+                }
+                if (n < 0) {
+                        server_close_client(s, c, strerror((int)-n));
+                        return;
+                }
+                if (n == 0) {
+                        server_client_eof(s, c, relay, NULL);
                         return;
                 }
                 s->stats.bytes += (uint64_t)n;
-                if (relay && server_client_input(s, c, s->rbuf, (size_t)n, prefix, prefix_len) < 0)
+                if (relay && c->role == LISTEN_ROLE_SUBSCRIBE)
+                        server_discard(s, c, (size_t)n);
+                else if (relay && server_client_input(s, c, s->rbuf, (size_t)n, prefix, prefix_len) < 0)
                         return;
         }
 }
@@ -389,7 +454,13 @@ static void server_on_client(Source *src, uint32_t events, void *userdata) {
 
         if (c->phase == CLIENT_CLOSING)
                 return;
-        if ((events & EPOLLOUT) && !c->writable) {
+        /* A TLS write may wait for input and a TLS read for output room:
+         * each edge also retries the other direction. */
+        if ((events & EPOLLIN) && client_write_wants_read(c))
+                events |= EPOLLOUT;
+        if ((events & EPOLLOUT) && client_read_wants_write(c))
+                events |= EPOLLIN;
+        if ((events & EPOLLOUT) && c->receiving && (!c->writable || client_write_wants_read(c))) {
                 c->writable = true;
                 if (c->phase == CLIENT_OPEN)
                         list_move_back(&s->flush_list, &c->link);
@@ -425,7 +496,7 @@ static void server_write_failed(Server *s, Client *c, int err) {
 /* Everything is sent and the server is stopping: send FIN and wait for the
  * peer, draining what it still sends, so that close() never resets a
  * connection whose last bytes are still in flight. */
-static void server_linger(Server *s, Client *c) {
+void server_linger(Server *s, Client *c) {
         c->phase = CLIENT_LINGER;
         list_move_back(&s->linger_list, &c->link);
         int r = client_shutdown(c);
@@ -476,7 +547,8 @@ void server_tune_keepalive(Server *s, Client *c, void *arg _unused_) {
                 log_debug("client %" PRIu64 ": cannot set TCP keepalive: %m", c->id);
 }
 
-void server_add_connection(Server *s, int fd, const struct sockaddr *peer, socklen_t peer_len) {
+void server_add_connection(Server *s, int fd, const struct sockaddr *peer, socklen_t peer_len, bool tls,
+                           int role) {
         _cleanup_close_ int cfd = fd;
         char name[ADDR_STR_MAX];
 
@@ -490,7 +562,9 @@ void server_add_connection(Server *s, int fd, const struct sockaddr *peer, sockl
         }
 
         Client *c = NULL;
-        int r = client_new(&c, s->last_id + 1, peer, peer_len);
+        int r = tls && !s->tls ? -ENOPROTOOPT : 0;
+        if (r >= 0)
+                r = client_new(&c, s->last_id + 1, cfd, peer, peer_len, tls ? s->tls : NULL);
         if (r >= 0)
                 r = loop_add(s->loop, &c->src, cfd, server_on_client);
         if (r < 0) {
@@ -501,6 +575,7 @@ void server_add_connection(Server *s, int fd, const struct sockaddr *peer, sockl
         TAKE_FD(cfd);
         s->last_id++;
         s->stats.accepted++;
+        c->role = (uint8_t)role;
         if (c->tcp) {
                 int on = 1;
                 /* We batch writes ourselves; Nagle would only add latency. */
@@ -508,15 +583,21 @@ void server_add_connection(Server *s, int fd, const struct sockaddr *peer, sockl
                         log_debug("client %" PRIu64 ": cannot set TCP_NODELAY: %m", c->id);
                 server_tune_keepalive(s, c, NULL);
         }
-        bcastlog_cursor_init(s->log, &c->cursor);
-        c->writable = true;
-        list_push_back(&s->idle_list, &c->link);
         s->n_clients++;
         if (log_enabled(LOG_INFO)) {
                 client_peer(c, name, sizeof(name));
                 log_set_client(c->id, name);
-                log_info("client %" PRIu64 " connected from %s", c->id, name);
+                log_info("client %" PRIu64 " connected from %s%s", c->id, name, tls ? " (TLS)" : "");
                 log_set_client(0, NULL);
+        }
+        if (client_established(c))
+                server_start_receiving(s, c);
+        else {
+                /* Handshakes count towards max_clients, and end at
+                 * handshake_timeout (server-timer.c). */
+                s->handshakes++;
+                client_set_handshake_since(c, (uint32_t)(now_usec() / USEC_PER_SEC));
+                list_push_back(&s->quiet_list, &c->link);
         }
 }
 
@@ -582,7 +663,7 @@ static void server_on_listener(Source *src, uint32_t events _unused_, void *user
                                 return;
                         continue;
                 }
-                server_add_connection(s, fd, (const struct sockaddr *)&peer, len);
+                server_add_connection(s, fd, (const struct sockaddr *)&peer, len, l->tls, l->role);
         }
         loop_requeue(s->loop, src, EPOLLIN);
 }
@@ -618,6 +699,30 @@ static int server_watch_listeners(Server *s, const char *how) {
         return 0;
 }
 
+/* A socket systemd passed takes the options of the 'listen' group whose
+ * name is its FileDescriptorName=; any other is a plain line listener. */
+static void server_name_passed(Server *s, Listener *l) {
+        const Config *cfg = s->config;
+        for (size_t i = 0; l->fdname && i < cfg->n_listen; i++) {
+                const ListenOptions *o = &cfg->listen_opts[i];
+                if (o->name && o->name[0] && strcmp(o->name, l->fdname) == 0) {
+                        l->tls = o->tls;
+                        l->role = (uint8_t)o->role;
+                        return;
+                }
+        }
+}
+
+static int server_check_tls(Server *s) {
+        for (size_t i = 0; i < s->n_listeners; i++)
+                if (s->listeners[i].tls && !s->tls) {
+                        log_error("%s is a TLS listener, but there is no usable 'tls' group",
+                                  s->listeners[i].name);
+                        return -ENOPROTOOPT;
+                }
+        return 0;
+}
+
 int server_listen(Server *s) {
         const Config *cfg = s->config;
 
@@ -628,13 +733,19 @@ int server_listen(Server *s) {
                 s->socket_activated = true;
                 log_notice("using %zu socket%s passed by systemd; 'listen' in %s is ignored", s->n_listeners,
                            s->n_listeners == 1 ? "" : "s", s->config_path);
-                return server_watch_listeners(s, "serving (passed by systemd)");
+                for (size_t i = 0; i < s->n_listeners; i++)
+                        server_name_passed(s, &s->listeners[i]);
+                r = server_check_tls(s);
+                return r < 0 ? r : server_watch_listeners(s, "serving (passed by systemd)");
         }
 
         s->listeners = calloc(cfg->n_listen, sizeof(Listener));
         if (!s->listeners)
                 return log_error("out of memory"), -ENOMEM;
         for (size_t i = 0; i < cfg->n_listen; i++) {
+                const ListenOptions *o = &cfg->listen_opts[i];
+                if (!o->has_address)
+                        continue; /* only for a socket systemd passes by name */
                 Listener *l = &s->listeners[s->n_listeners];
                 r = listener_open(l, &cfg->listen[i]);
                 if (r < 0 && cfg->listen_is_default && cfg->listen[i].sa.sa_family == AF_INET6 &&
@@ -646,13 +757,28 @@ int server_listen(Server *s) {
                         log_error("cannot listen on %s: %s", cfg->listen_str[i], strerror(-r));
                         return r;
                 }
+                l->tls = o->tls;
+                l->role = (uint8_t)o->role;
                 s->n_listeners++;
         }
         if (s->n_listeners == 0) {
                 log_error("no address to listen on");
                 return -EADDRNOTAVAIL;
         }
-        return server_watch_listeners(s, "listening on");
+        r = server_check_tls(s);
+        return r < 0 ? r : server_watch_listeners(s, "listening on");
+}
+
+int server_tls_new(TlsContext **ret, const Config *config, char *err, size_t errlen) {
+        *ret = NULL;
+        if (!config->tls.present)
+                return 0;
+        return tls_context_new(ret, &config->tls, err, errlen);
+}
+
+void server_set_tls(Server *s, TlsContext *tls) {
+        tls_context_free(s->tls);
+        s->tls = tls;
 }
 
 int server_new(Server **ret, Config *config, const char *config_path, bool must_exist) {
@@ -668,6 +794,7 @@ int server_new(Server **ret, Config *config, const char *config_path, bool must_
         list_init(&s->idle_list);
         list_init(&s->blocked_list);
         list_init(&s->linger_list);
+        list_init(&s->quiet_list);
         list_init(&s->closing_list);
         for (size_t i = 0; i < ARRAY_SIZE(s->warn_limit); i++)
                 s->warn_limit[i] = (RateLimit)RATELIMIT_INIT(WARN_INTERVAL_USEC, WARN_BURST);
@@ -763,6 +890,7 @@ Server *server_free(Server *s) {
         safe_close(s->timer_src.fd);
         safe_close(s->reserve_fd);
         bcastlog_free(s->log);
+        tls_context_free(s->tls);
         loop_free(s->loop);
         config_free(s->config);
         free(s->config_path);

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "tls.h"
 
 typedef struct Server Server;
 
@@ -19,6 +20,8 @@ typedef struct ServerStats {
         uint64_t oversize;
         uint64_t rejected;
         uint64_t partial_disconnects; /* over max_partial_bytes or partial_timeout */
+        uint64_t discarded;           /* bytes read from subscribe-only clients and dropped */
+        uint64_t tls_failures;        /* handshakes failed or timed out */
 } ServerStats;
 
 /* Takes ownership of 'config'. Creates the event loop, the broadcast log,
@@ -28,13 +31,22 @@ typedef struct ServerStats {
  * file). Returns 0 or -errno, having logged why. */
 int server_new(Server **ret, Config *config, const char *config_path, bool must_exist);
 
+/* Builds the TLS context of config's 'tls' group, when it has one (needed
+ * before listening on a TLS listener). Returns 0, or -errno with one line
+ * in err naming the file, line and setting (a configuration error). */
+int server_tls_new(TlsContext **ret, const Config *config, char *err, size_t errlen);
+/* Takes ownership of the TLS context for TLS listeners (NULL: none). */
+void server_set_tls(Server *s, TlsContext *tls);
+
 /* Serves the sockets systemd passed, or else binds the configured
  * addresses. Returns 0 or -errno, having logged why. */
 int server_listen(Server *s);
 
 /* Takes a connected stream socket as a new client (closing it when
- * max_clients is reached). 'peer' is its address as accept() gave it. */
-void server_add_connection(Server *s, int fd, const struct sockaddr *peer, socklen_t peer_len);
+ * max_clients is reached). 'peer' is its address as accept() gave it;
+ * 'tls' and 'role' (a ListenRole) are its listener's. */
+void server_add_connection(Server *s, int fd, const struct sockaddr *peer, socklen_t peer_len, bool tls,
+                           int role);
 
 /* One round: waits up to timeout_ms for events (-1: until one comes), reads
  * and relays, writes, frees what was closed. Returns 0 or -errno. */

@@ -7,17 +7,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static ssize_t plain_read(int fd, void *buf, size_t n) {
+#include "tls.h"
+#include "util.h"
+
+static ssize_t plain_read(int fd, void *conn _unused_, void *buf, size_t n) {
         for (;;) {
                 ssize_t r = read(fd, buf, n);
                 if (r >= 0)
                         return r;
+                /* A reset after the peer's bytes arrived: they were read, and
+                 * its last line counts like after a close. */
+                if (errno == ECONNRESET)
+                        return 0;
                 if (errno != EINTR)
                         return -errno;
         }
 }
 
-static ssize_t plain_writev(int fd, const struct iovec *iov, size_t n) {
+static ssize_t plain_writev(int fd, void *conn _unused_, const struct iovec *iov, size_t n) {
         struct msghdr msg = {.msg_iov = (struct iovec *)(uintptr_t)iov, .msg_iovlen = n};
         for (;;) {
                 ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -28,7 +35,7 @@ static ssize_t plain_writev(int fd, const struct iovec *iov, size_t n) {
         }
 }
 
-static int plain_shutdown(int fd) {
+static int plain_shutdown(int fd, void *conn _unused_) {
         return shutdown(fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
@@ -38,6 +45,13 @@ static const Transport plain = {
         .shutdown = plain_shutdown,
 };
 
+static const Transport tls = {
+        .read = tls_read,
+        .writev = tls_writev,
+        .shutdown = tls_shutdown,
+};
+
 const Transport *const transports[N_TRANSPORTS] = {
         [TRANSPORT_PLAIN] = &plain,
+        [TRANSPORT_TLS] = &tls,
 };

@@ -14,7 +14,7 @@
 static Client *client_on(int fd, uint64_t id, BcastLog *log) {
         struct sockaddr peer = {.sa_family = AF_UNIX};
         Client *c;
-        cr_assert_eq(client_new(&c, id, &peer, sizeof(sa_family_t)), 0);
+        cr_assert_eq(client_new(&c, id, fd, &peer, sizeof(sa_family_t), NULL), 0);
         c->src.fd = fd;
         if (log)
                 bcastlog_cursor_init(log, &c->cursor);

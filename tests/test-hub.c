@@ -50,15 +50,20 @@ static void hub_free(Hub *h) {
         rmdir(h->dir);
 }
 
-/* A client: the hub gets one end of a socketpair, the test the other. */
-static int hub_client(Hub *h, int sndbuf) {
+/* A client of a listener with 'role': the hub gets one end of a
+ * socketpair, the test the other. */
+static int hub_client_role(Hub *h, int sndbuf, int role) {
         int sv[2];
         cr_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
         if (sndbuf > 0)
                 cr_assert(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == 0);
         struct sockaddr peer = {.sa_family = AF_UNIX};
-        server_add_connection(h->s, sv[0], &peer, sizeof(sa_family_t));
+        server_add_connection(h->s, sv[0], &peer, sizeof(sa_family_t), false, role);
         return sv[1];
+}
+
+static int hub_client(Hub *h, int sndbuf) {
+        return hub_client_role(h, sndbuf, LISTEN_ROLE_BOTH);
 }
 
 static void pump(Hub *h, int rounds) {

@@ -69,7 +69,7 @@ static void expect_expand(const char *tmpl, const char *peer, uint64_t id, size_
 
         cr_assert_lt(size, sizeof(buf));
         memset(buf, '#', sizeof(buf));
-        n = prefix_expand(tmpl, peer, id, buf, size);
+        n = prefix_expand(tmpl, peer, id, "alice", buf, size);
         cr_expect_eq(n, want_len, "\"%s\" (size %zu): length %zu, expected %zu", tmpl, size, n, want_len);
         cr_expect_eq(memcmp(buf, want, want_len), 0, "\"%s\" (size %zu): got \"%.*s\", expected \"%s\"",
                      tmpl, size, (int)n, buf, want);
@@ -142,9 +142,23 @@ Test(prefix, expand_worst_case_fits_bound) {
         peer[sizeof(peer) - 1] = '\0';
 
         cr_assert_eq(prefix_validate(tmpl, NULL), 0);
-        size_t n = prefix_expand(tmpl, peer, UINT64_MAX, buf, sizeof(buf));
+        size_t n = prefix_expand(tmpl, peer, UINT64_MAX, NULL, buf, sizeof(buf));
         cr_expect_eq(n, 128 * (ADDR_STR_MAX - 1));
         cr_expect_leq(n, PREFIX_EXPANDED_MAX);
+}
+
+Test(prefix, user_identity) {
+        char buf[PREFIX_EXPANDED_MAX];
+        cr_expect_eq(prefix_validate("%u: ", NULL), 0);
+        expect_expand("[%u] ", "x", 1, 64, "[alice] ");
+        size_t n = prefix_expand("<%u>", "x", 1, NULL, buf, sizeof buf);
+        cr_expect(n == 3 && memcmp(buf, "<->", 3) == 0, "no identity: %.*s", (int)n, buf);
+        n = prefix_expand("<%u>", "x", 1, "", buf, sizeof buf);
+        cr_expect(n == 3 && memcmp(buf, "<->", 3) == 0, "empty identity: %.*s", (int)n, buf);
+        char longest[PREFIX_USER_MAX * 2];
+        memset(longest, 'u', sizeof longest - 1);
+        longest[sizeof longest - 1] = '\0';
+        cr_expect_eq(prefix_expand("%u", "x", 1, longest, buf, sizeof buf), PREFIX_USER_MAX);
 }
 
 Test(prefix, expand_unvalidated_is_safe) {
