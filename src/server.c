@@ -686,7 +686,9 @@ void server_close_listeners(Server *s) {
 
 /* --- life cycle ------------------------------------------------------------ */
 
-static int server_watch_listeners(Server *s, const char *how) {
+static int server_watch_listeners(Server *s, bool passed) {
+        static const char *const roles[] = {
+                [LISTEN_ROLE_SUBSCRIBE] = ", subscribe only", [LISTEN_ROLE_PUBLISH] = ", publish only"};
         for (size_t i = 0; i < s->n_listeners; i++) {
                 Listener *l = &s->listeners[i];
                 int r = loop_add(s->loop, &l->src, l->src.fd, server_on_listener);
@@ -694,7 +696,12 @@ static int server_watch_listeners(Server *s, const char *how) {
                         log_error("cannot watch %s: %s", l->name, strerror(-r));
                         return r;
                 }
-                log_notice("%s %s", how, l->name);
+                const char *role = l->role < ARRAY_SIZE(roles) && roles[l->role] ? roles[l->role] : "";
+                char what[64];
+                (void)snprintf(what, sizeof(what), "%s%s%s", passed ? ", passed by systemd" : "",
+                               l->tls ? ", TLS" : "", role);
+                log_notice("%s %s%s%s%s", passed ? "serving" : "listening on", l->name, what[0] ? " (" : "",
+                           what[0] ? what + 2 : "", what[0] ? ")" : "");
         }
         return 0;
 }
@@ -736,7 +743,7 @@ int server_listen(Server *s) {
                 for (size_t i = 0; i < s->n_listeners; i++)
                         server_name_passed(s, &s->listeners[i]);
                 r = server_check_tls(s);
-                return r < 0 ? r : server_watch_listeners(s, "serving (passed by systemd)");
+                return r < 0 ? r : server_watch_listeners(s, true);
         }
 
         s->listeners = calloc(cfg->n_listen, sizeof(Listener));
@@ -766,7 +773,7 @@ int server_listen(Server *s) {
                 return -EADDRNOTAVAIL;
         }
         r = server_check_tls(s);
-        return r < 0 ? r : server_watch_listeners(s, "listening on");
+        return r < 0 ? r : server_watch_listeners(s, false);
 }
 
 int server_tls_new(TlsContext **ret, const Config *config, char *err, size_t errlen) {
