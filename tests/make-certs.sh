@@ -2,6 +2,7 @@
 # Test certificates, made fresh for each run: make-certs.sh DIR writes
 #   ca.pem ca.key            a test CA
 #   server.pem server.key    signed by it: CN=localhost, SAN DNS:localhost, IP:127.0.0.1, IP:::1
+#   rotated.pem rotated.key  the same names, CN=rotated (a renewed certificate)
 #   client.pem client.key    signed by it: CN=alice (a client certificate)
 #   nocn.pem nocn.key        signed by it: no CN, SAN DNS:bob.example (a client certificate)
 #   other-ca.pem other.pem other.key   another CA and a client certificate it signed
@@ -30,6 +31,8 @@ leaf() { # NAME CA SUBJECT EXTFILE-LINES
 ca ca "/CN=epoll-broadcaster test CA"
 ca other-ca "/CN=another CA"
 leaf server ca "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1
+extendedKeyUsage=serverAuth"
+leaf rotated ca "/CN=rotated" "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1
 extendedKeyUsage=serverAuth"
 leaf client ca "/CN=alice" "extendedKeyUsage=clientAuth"
 leaf nocn ca "/O=no common name" "subjectAltName=DNS:bob.example
