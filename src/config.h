@@ -55,14 +55,14 @@ typedef enum ListenRole {
 /* What a 'listen' entry says besides its address: a string entry has the
  * defaults (line protocol, no TLS, role both, no name). */
 typedef struct ListenOptions {
-        bool has_address;      /* false: a group with only a 'name' (socket activation) */
-        char *name;            /* FileDescriptorName= it matches, "" = none */
+        bool has_address; /* false: a group with only a 'name' (socket activation) */
+        char *name;       /* FileDescriptorName= it matches, "" = none */
         ListenProtocol protocol;
         bool tls;
         ListenRole role;
-        char **origins;        /* websocket only; "*" allows any */
+        char **origins; /* websocket only; "*" allows any */
         size_t n_origins;
-        bool history;          /* default true */
+        bool history; /* default true */
 } ListenOptions;
 
 typedef enum TlsClientAuth {
@@ -83,17 +83,21 @@ typedef enum TlsVersion {
  * the file is made absolute against the directory of the configuration
  * file. Whether the files are usable is tls.c's to check. */
 typedef struct TlsConfig {
-        bool present;          /* the group was given */
-        char *cert_file;       /* "" = not given */
+        bool present;    /* the group was given */
+        char *cert_file; /* "" = not given */
         char *key_file;
         char *ca_file;
         TlsClientAuth client_auth;
         TlsVersion min_version;
-        char *ciphers;         /* "" = OpenSSL's default */
+        char *ciphers; /* "" = OpenSSL's default */
         char *ciphersuites;
         uint32_t handshake_timeout; /* seconds */
-        unsigned line;         /* where the group is, for messages (0: unknown) */
-        char *source;          /* the file it is in, for messages */
+        unsigned line;              /* where the group is, for messages (0: unknown) */
+        char *source;               /* the file it is in, for messages */
+        /* The line of each key, for messages about its value (0: not in the
+         * group; 'line' is the group's). In 'source', unless an @include
+         * inside the group put the key in another file. */
+        unsigned cert_file_line, key_file_line, ca_file_line, ciphers_line, ciphersuites_line;
 } TlsConfig;
 
 typedef struct Config {
@@ -130,11 +134,19 @@ int config_load(const char *path, bool must_exist, Config **ret, bool *ret_used_
 /* Prints the effective settings in libconfig syntax (a valid config file). */
 void config_print(const Config *c, FILE *f);
 
-/* True when the two configurations listen on the same addresses. */
+/* True when the two configurations have the same 'listen' entries, in any
+ * order: the same addresses (or names, for a group without an address) with
+ * the same options. Anything else needs a restart to apply. */
 bool config_listen_equal(const Config *a, const Config *b);
 
 const char *slow_client_policy_to_string(SlowClientPolicy p);
 const char *log_level_to_string(LogLevel l);
+/* The names the file uses ("line", "subscribe", "require", "1.3"), NULL for
+ * a value out of range. */
+const char *listen_protocol_to_string(ListenProtocol p);
+const char *listen_role_to_string(ListenRole r);
+const char *tls_client_auth_to_string(TlsClientAuth a);
+const char *tls_version_to_string(TlsVersion v);
 
 Config *config_free(Config *c);
 static inline void config_freep(Config **c) {

@@ -106,6 +106,37 @@ static void expect_error(const char *text, const char *want) {
         cr_expect(used_defaults, "*ret_used_defaults changed on failure");
 }
 
+/* What a string entry of 'listen' has. */
+static void expect_plain_options(const ListenOptions *o) {
+        cr_expect(o->has_address);
+        cr_assert_not_null(o->name);
+        cr_expect_str_eq(o->name, "");
+        cr_expect_eq(o->protocol, LISTEN_PROTOCOL_LINE);
+        cr_expect_not(o->tls);
+        cr_expect_eq(o->role, LISTEN_ROLE_BOTH);
+        cr_expect_null(o->origins);
+        cr_expect_eq(o->n_origins, 0);
+        cr_expect(o->history);
+}
+
+/* The 'tls' group's defaults, but for 'present' and where it is. */
+static void expect_tls_defaults(const TlsConfig *t) {
+        cr_assert_not_null(t->cert_file);
+        cr_assert_not_null(t->key_file);
+        cr_assert_not_null(t->ca_file);
+        cr_assert_not_null(t->ciphers);
+        cr_assert_not_null(t->ciphersuites);
+        cr_assert_not_null(t->source);
+        cr_expect_str_eq(t->cert_file, "");
+        cr_expect_str_eq(t->key_file, "");
+        cr_expect_str_eq(t->ca_file, "");
+        cr_expect_eq(t->client_auth, TLS_CLIENT_AUTH_NONE);
+        cr_expect_eq(t->min_version, TLS_VERSION_1_2);
+        cr_expect_str_eq(t->ciphers, "");
+        cr_expect_str_eq(t->ciphersuites, "");
+        cr_expect_eq(t->handshake_timeout, 10);
+}
+
 static void expect_defaults(const Config *c) {
         char buf[ADDR_STR_MAX];
 
@@ -130,9 +161,26 @@ static void expect_defaults(const Config *c) {
         cr_expect_eq(c->max_partial_bytes, 67108864);
         cr_expect_eq(c->partial_timeout, 30);
         cr_expect_eq(c->log_level, LOG_LEVEL_NOTICE);
+        for (size_t i = 0; i < c->n_listen; i++)
+                expect_plain_options(&c->listen_opts[i]);
+        expect_tls_defaults(&c->tls);
+        cr_expect_not(c->tls.present);
 }
 
-/* Every field but listen_is_default, which records where listen came from. */
+static void expect_same_options(const ListenOptions *a, const ListenOptions *b, size_t i) {
+        cr_expect_eq(a->has_address, b->has_address, "listen[%zu]", i);
+        cr_expect_str_eq(a->name, b->name, "listen[%zu]", i);
+        cr_expect_eq(a->protocol, b->protocol, "listen[%zu]", i);
+        cr_expect_eq(a->tls, b->tls, "listen[%zu]", i);
+        cr_expect_eq(a->role, b->role, "listen[%zu]", i);
+        cr_expect_eq(a->history, b->history, "listen[%zu]", i);
+        cr_assert_eq(a->n_origins, b->n_origins, "listen[%zu]", i);
+        for (size_t k = 0; k < a->n_origins; k++)
+                cr_expect_str_eq(a->origins[k], b->origins[k], "listen[%zu]", i);
+}
+
+/* Where the settings were read from (listen_is_default, tls.line and
+ * tls.source, the lines of the tls keys) aside, every field. */
 static void expect_same_settings(const Config *a, const Config *b) {
         cr_assert_eq(a->n_listen, b->n_listen);
         for (size_t i = 0; i < a->n_listen; i++) {
@@ -141,7 +189,18 @@ static void expect_same_settings(const Config *a, const Config *b) {
                 cr_expect_eq(a->listen[i].any, b->listen[i].any);
                 cr_expect_eq(memcmp(&a->listen[i].sa, &b->listen[i].sa, a->listen[i].len), 0,
                              "listen[%zu] differs", i);
+                expect_same_options(&a->listen_opts[i], &b->listen_opts[i], i);
         }
+        cr_expect(config_listen_equal(a, b));
+        cr_expect_eq(a->tls.present, b->tls.present);
+        cr_expect_str_eq(a->tls.cert_file, b->tls.cert_file);
+        cr_expect_str_eq(a->tls.key_file, b->tls.key_file);
+        cr_expect_str_eq(a->tls.ca_file, b->tls.ca_file);
+        cr_expect_eq(a->tls.client_auth, b->tls.client_auth);
+        cr_expect_eq(a->tls.min_version, b->tls.min_version);
+        cr_expect_str_eq(a->tls.ciphers, b->tls.ciphers);
+        cr_expect_str_eq(a->tls.ciphersuites, b->tls.ciphersuites);
+        cr_expect_eq(a->tls.handshake_timeout, b->tls.handshake_timeout);
         cr_expect_eq(a->max_clients, b->max_clients);
         cr_expect_eq(a->max_message_bytes, b->max_message_bytes);
         cr_expect_eq(a->max_queue_bytes, b->max_queue_bytes);
@@ -322,11 +381,11 @@ ERROR_TEST(unknown_group, "server = {\n  max_clients = 5;\n};", "3: unknown sett
 
 /* Wrong type, for every setting. */
 ERROR_TEST(type_listen_string, "listen = \"127.0.0.1:1\";",
-           "3: setting 'listen': expected an array or list of strings, got a string")
+           "3: setting 'listen': expected an array or list of strings and groups, got a string")
 ERROR_TEST(type_listen_group, "listen = { a = \"127.0.0.1:1\"; };",
-           "3: setting 'listen': expected an array or list of strings, got a group")
+           "3: setting 'listen': expected an array or list of strings and groups, got a group")
 ERROR_TEST(type_listen_element, "listen = ( \"127.0.0.1:1\", 2 );",
-           "3: setting 'listen': element 2: expected a string, got an integer")
+           "3: setting 'listen': element 2: expected a string or a group, got an integer")
 ERROR_TEST(type_max_clients, "max_clients = \"10\";",
            "3: setting 'max_clients': expected an integer, got a string")
 ERROR_TEST(type_max_message_bytes, "max_message_bytes = 1.5;",
@@ -458,7 +517,7 @@ Test(config, bad_address_line_of_element) {
 Test(config, bad_element_lines) {
         /* libconfig 1.5 would name the line of the token after the element. */
         expect_error("listen = (\n  \"127.0.0.1:1\",\n\n  2\n\n);\n",
-                     "4: setting 'listen': element 2: expected a string, got an integer");
+                     "4: setting 'listen': element 2: expected a string or a group, got an integer");
         expect_error("listen = [ \"/a\", /* \"/b\",\n */ \"/c\", # \"/d\"\n\"/e\" \"/f\", \"x\"\n];\n",
                      "3: setting 'listen': \"x\" is not an address: " ADDR_HINT);
         expect_error("listen = [ \"/a\",\n\"/b\",\n\"/a\"\n\n];\n",
@@ -492,7 +551,7 @@ Test(config, bad_address_unix_path_too_long) {
         config_free(c);
 }
 
-ERROR_TEST(listen_empty, "listen = [];", "3: setting 'listen': 0 addresses given, expected 1..64")
+ERROR_TEST(listen_empty, "listen = [];", "3: setting 'listen': 0 entries given, expected 1..64")
 
 static void listen_ports(char *text, size_t size, unsigned n) {
         size_t len = (size_t)snprintf(text, size, "listen = [");
@@ -512,7 +571,7 @@ Test(config, listen_count_limit) {
         config_free(c);
 
         listen_ports(text, sizeof(text), CONFIG_LISTEN_MAX + 1);
-        expect_error(text, "1: setting 'listen': 65 addresses given, expected 1..64");
+        expect_error(text, "1: setting 'listen': 65 entries given, expected 1..64");
 }
 
 Test(config, duplicate_address) {
@@ -571,9 +630,9 @@ Test(config, queue_equal_to_message) {
 
 /* Prefix templates. */
 ERROR_TEST(prefix_unknown_directive, "prefix = \"[%a] %x\";",
-           "3: setting 'prefix': unknown directive '%x' at offset 5; use %a, %i or %%")
+           "3: setting 'prefix': unknown directive '%x' at offset 5; use %a, %i, %u or %%")
 ERROR_TEST(prefix_unknown_directive_escaped, "prefix = \"%\\x01\";",
-           "3: setting 'prefix': unknown directive '%\\x01' at offset 0; use %a, %i or %%")
+           "3: setting 'prefix': unknown directive '%\\x01' at offset 0; use %a, %i, %u or %%")
 ERROR_TEST(prefix_lone_percent, "prefix = \"[%a] %\";",
            "3: setting 'prefix': a lone '%' at the end (offset 5); write %% for a percent sign")
 ERROR_TEST(prefix_line_feed, "prefix = \"a\\nb\";",
@@ -839,6 +898,477 @@ Test(config, include_in_comment_ignored) {
         config_free(c);
 }
 
+/* ---- Listener groups ------------------------------------------------------ */
+
+/* The TLS group a listener with tls = true needs. */
+#define TLS_OK "tls = { cert_file = \"/etc/eb/cert.pem\"; key_file = \"/etc/eb/key.pem\"; };\n"
+
+Test(config, listen_group_every_key) {
+        Config *c =
+                load_ok("listen = (\n"
+                        "  \"127.0.0.1:9001\",\n"
+                        "  { address = \"/run/eb-pub.sock\"; name = \"pub\"; protocol = \"line\";\n"
+                        "    tls = true; role = \"publish\"; history = false; },\n"
+                        "  { address = \"*:9002\"; role = \"subscribe\"; },\n"
+                        "  { address = \"[::1]:9003\"; role = \"both\"; tls = false; history = true; },\n"
+                        "  { name = \"from-systemd\"; }\n"
+                        ");\n" TLS_OK);
+        const ListenOptions *o = c->listen_opts;
+
+        cr_assert_eq(c->n_listen, 5);
+        cr_expect_not(c->listen_is_default);
+        cr_expect_str_eq(c->listen_str[0], "127.0.0.1:9001");
+        expect_plain_options(&o[0]);
+
+        cr_expect_str_eq(c->listen_str[1], "/run/eb-pub.sock");
+        cr_expect_eq(c->listen[1].sa.sa_family, AF_UNIX);
+        cr_expect_str_eq(c->listen[1].un.sun_path, "/run/eb-pub.sock");
+        cr_expect(o[1].has_address);
+        cr_expect_str_eq(o[1].name, "pub");
+        cr_expect_eq(o[1].protocol, LISTEN_PROTOCOL_LINE);
+        cr_expect(o[1].tls);
+        cr_expect_eq(o[1].role, LISTEN_ROLE_PUBLISH);
+        cr_expect_not(o[1].history);
+        cr_expect_eq(o[1].n_origins, 0);
+
+        cr_expect_str_eq(c->listen_str[2], "*:9002");
+        cr_expect(c->listen[2].any);
+        cr_expect_eq(o[2].role, LISTEN_ROLE_SUBSCRIBE);
+        cr_expect_str_eq(o[2].name, "");
+        cr_expect_not(o[2].tls);
+        cr_expect(o[2].history);
+
+        /* A group that says only what a string says is one. */
+        cr_expect_str_eq(c->listen_str[3], "[::1]:9003");
+        expect_plain_options(&o[3]);
+
+        /* A name and no address: only for a socket passed by systemd. */
+        cr_expect_not(o[4].has_address);
+        cr_expect_str_eq(c->listen_str[4], "");
+        cr_expect_str_eq(o[4].name, "from-systemd");
+        cr_expect_eq(o[4].role, LISTEN_ROLE_BOTH);
+        cr_expect(o[4].history);
+
+        cr_expect(c->tls.present);
+        config_free(c);
+}
+
+Test(config, listen_group_colon_and_comma_syntax) {
+        /* libconfig: ':' for '=', ',' for ';', the last ';' optional. */
+        Config *c = load_ok("listen = ( { address : \"/run/a.sock\", role : \"subscribe\" } );\n");
+
+        cr_assert_eq(c->n_listen, 1);
+        cr_expect_str_eq(c->listen_str[0], "/run/a.sock");
+        cr_expect_eq(c->listen_opts[0].role, LISTEN_ROLE_SUBSCRIBE);
+        config_free(c);
+}
+
+Test(config, listen_group_names) {
+        char name[300], text[400];
+
+        memset(name, 'n', sizeof(name));
+        name[255] = '\0';
+        snprintf(text, sizeof(text), "listen = ( { name = \"%s\"; }, { name = \"!#~/.x\"; } );\n", name);
+        Config *c = load_ok(text);
+        cr_expect_str_eq(c->listen_opts[0].name, name);
+        cr_expect_str_eq(c->listen_opts[1].name, "!#~/.x");
+        config_free(c);
+
+        name[255] = 'n';
+        name[256] = '\0';
+        snprintf(text, sizeof(text), "listen = ( { name = \"%s\"; } );\n", name);
+        char *want = NULL;
+        cr_assert_geq(asprintf(&want,
+                               "1: setting 'listen': element 1: key 'name': \"%.154s...\" is not a socket "
+                               "name: 1 to 255 printable ASCII characters, no ':' or whitespace",
+                               name),
+                      0);
+        expect_error(text, want);
+        free(want);
+}
+
+ERROR_TEST(listen_nested_list, "listen = ( \"/run/a\", ( \"/run/b\" ) );",
+           "3: setting 'listen': element 2: expected a string or a group, got a list")
+
+Test(config, listen_array_holds_no_group) {
+        /* An array holds scalars only: a group in it is a syntax error. */
+        expect_error("listen = [ \"/run/a.sock\", { name = \"x\"; } ];\n", "1: syntax error");
+}
+
+/* Errors in groups: each on line 3, in element 2. */
+#define GROUP_ERROR(name, group, want)                                                                      \
+        ERROR_TEST(name, "listen = ( \"127.0.0.1:1\", " group " );", "3: setting 'listen': element 2: " want)
+
+GROUP_ERROR(group_unknown_key, "{ address = \"/run/a\"; adress = \"/run/b\"; }",
+            "key 'adress': unknown (the keys are address, name, protocol, tls, role, origins and history)")
+GROUP_ERROR(group_key_case, "{ Address = \"/run/a\"; }",
+            "key 'Address': unknown (the keys are address, name, protocol, tls, role, origins and history)")
+GROUP_ERROR(group_nested_group, "{ address = \"/run/a\"; tls = { cert_file = \"x\"; }; }",
+            "key 'tls': expected a boolean (true or false), got a group")
+GROUP_ERROR(group_empty, "{ }", "a group needs an 'address' (or a 'name', for a socket passed by systemd)")
+GROUP_ERROR(group_no_address, "{ role = \"publish\"; tls = false; }",
+            "a group needs an 'address' (or a 'name', for a socket passed by systemd)")
+GROUP_ERROR(group_type_address, "{ address = 7878; }", "key 'address': expected a string, got an integer")
+GROUP_ERROR(group_type_address_array, "{ address = [ \"/run/a\" ]; }",
+            "key 'address': expected a string, got an array")
+GROUP_ERROR(group_bad_address, "{ address = \"localhost:1\"; }",
+            "key 'address': \"localhost:1\" is not an address: " ADDR_HINT)
+GROUP_ERROR(group_empty_address, "{ address = \"\"; name = \"x\"; }",
+            "key 'address': \"\" is not an address: " ADDR_HINT)
+GROUP_ERROR(group_type_name, "{ name = true; }", "key 'name': expected a string, got a boolean")
+GROUP_ERROR(
+        group_empty_name, "{ address = \"/run/a\"; name = \"\"; }",
+        "key 'name': \"\" is not a socket name: 1 to 255 printable ASCII characters, no ':' or whitespace")
+GROUP_ERROR(group_name_colon, "{ name = \"a:b\"; }",
+            "key 'name': \"a:b\" is not a socket name: 1 to 255 printable ASCII characters, no ':' or "
+            "whitespace")
+GROUP_ERROR(group_name_space, "{ name = \"a b\"; }",
+            "key 'name': \"a b\" is not a socket name: 1 to 255 printable ASCII characters, no ':' or "
+            "whitespace")
+GROUP_ERROR(group_name_control, "{ name = \"a\\tb\"; }",
+            "key 'name': \"a\\tb\" is not a socket name: 1 to 255 printable ASCII characters, no ':' or "
+            "whitespace")
+GROUP_ERROR(
+        group_name_utf8, "{ name = \"caf\\xc3\\xa9\"; }",
+        "key 'name': \"caf\xc3\xa9\" is not a socket name: 1 to 255 printable ASCII characters, no ':' or "
+        "whitespace")
+GROUP_ERROR(group_type_protocol, "{ address = \"/run/a\"; protocol = 1; }",
+            "key 'protocol': expected a string (\"line\", \"websocket\" or \"metrics\"), got an integer")
+GROUP_ERROR(group_bad_protocol, "{ address = \"/run/a\"; protocol = \"http\"; }",
+            "key 'protocol': \"http\" is not one of \"line\", \"websocket\" or \"metrics\"")
+GROUP_ERROR(group_protocol_case, "{ address = \"/run/a\"; protocol = \"Line\"; }",
+            "key 'protocol': \"Line\" is not one of \"line\", \"websocket\" or \"metrics\"")
+GROUP_ERROR(group_websocket_unavailable, "{ address = \"*:8080\"; protocol = \"websocket\"; }",
+            "protocol \"websocket\" is not available in this version")
+GROUP_ERROR(
+        group_websocket_origins_unavailable,
+        "{ address = \"*:8080\"; protocol = \"websocket\"; origins = [ \"https://example.org\", \"*\" ]; }",
+        "protocol \"websocket\" is not available in this version")
+GROUP_ERROR(group_metrics_unavailable, "{ address = \"127.0.0.1:9187\"; protocol = \"metrics\"; }",
+            "protocol \"metrics\" is not available in this version")
+GROUP_ERROR(group_type_tls, "{ address = \"/run/a\"; tls = \"yes\"; }",
+            "key 'tls': expected a boolean (true or false), got a string")
+GROUP_ERROR(group_type_tls_int, "{ address = \"/run/a\"; tls = 1; }",
+            "key 'tls': expected a boolean (true or false), got an integer")
+GROUP_ERROR(group_type_role, "{ address = \"/run/a\"; role = [ \"publish\" ]; }",
+            "key 'role': expected a string (\"both\", \"subscribe\" or \"publish\"), got an array")
+GROUP_ERROR(group_bad_role, "{ address = \"/run/a\"; role = \"read\"; }",
+            "key 'role': \"read\" is not one of \"both\", \"subscribe\" or \"publish\"")
+GROUP_ERROR(group_type_history, "{ address = \"/run/a\"; history = 0; }",
+            "key 'history': expected a boolean (true or false), got an integer")
+GROUP_ERROR(group_origins_not_websocket, "{ address = \"/run/a\"; origins = [ \"https://example.org\" ]; }",
+            "key 'origins': only a listener with protocol \"websocket\" has origins")
+GROUP_ERROR(group_origins_empty_not_websocket,
+            "{ address = \"/run/a\"; protocol = \"line\"; origins = []; }",
+            "key 'origins': only a listener with protocol \"websocket\" has origins")
+GROUP_ERROR(group_type_origins, "{ address = \"*:80\"; protocol = \"websocket\"; origins = \"*\"; }",
+            "key 'origins': expected an array of strings, got a string")
+GROUP_ERROR(group_type_origin, "{ address = \"*:80\"; protocol = \"websocket\"; origins = ( \"*\", 1 ); }",
+            "key 'origins': element 2: expected a string, got an integer")
+GROUP_ERROR(group_empty_origin, "{ address = \"*:80\"; protocol = \"websocket\"; origins = [ \"\" ]; }",
+            "key 'origins': element 1: an origin cannot be empty")
+GROUP_ERROR(
+        group_origin_space,
+        "{ address = \"*:80\"; protocol = \"websocket\"; origins = [ \"*\", \"https://a.org https://b.org\" "
+        "]; }",
+        "key 'origins': element 2: \"https://a.org https://b.org\" contains whitespace")
+GROUP_ERROR(group_origin_tab, "{ address = \"*:80\"; protocol = \"websocket\"; origins = [ \"a\\tb\" ]; }",
+            "key 'origins': element 1: \"a\\tb\" contains whitespace")
+
+ERROR_TEST(group_duplicate_name,
+           "listen = ( { name = \"a\"; }, \"/run/b\", { address = \"/run/c\"; name = \"a\"; } );",
+           "3: setting 'listen': element 3: key 'name': \"a\" is the name of element 1 too")
+ERROR_TEST(group_duplicate_of_string,
+           "listen = ( \"127.0.0.1:1\", { address = \"127.0.0.1:1\"; tls = false; } );",
+           "3: setting 'listen': element 2: key 'address': \"127.0.0.1:1\" is listed twice")
+ERROR_TEST(
+        group_same_address_as_group,
+        "listen = ( { address = \"[::1]:80\"; role = \"publish\"; }, { address = \"[0::1]:80\"; } );",
+        "3: setting 'listen': element 2: key 'address': \"[0::1]:80\" is the same address as \"[::1]:80\"")
+ERROR_TEST(string_duplicate_of_group,
+           "listen = ( { address = \"/run/a\"; role = \"publish\"; }, \"/run/a\" );",
+           "3: setting 'listen': \"/run/a\" is listed twice")
+ERROR_TEST(group_overlaps_string,
+           "listen = ( \"127.0.0.1:80\", { address = \"*:80\"; role = \"subscribe\"; } );",
+           "3: setting 'listen': element 2: key 'address': \"*:80\" overlaps \"127.0.0.1:80\": a wildcard "
+           "address "
+           "and another address it covers cannot both listen on port 80")
+
+Test(config, group_unix_path_too_long) {
+        char path[120], text[300], want[400];
+
+        memset(path, 'x', sizeof(path));
+        path[0] = '/';
+        path[108] = '\0';
+        snprintf(text, sizeof(text), "listen = ( { address = \"%s\"; } );\n", path);
+        snprintf(want, sizeof(want),
+                 "1: setting 'listen': element 1: key 'address': \"%s\": a Unix socket path is at most 107 "
+                 "bytes",
+                 path);
+        expect_error(text, want);
+}
+
+Test(config, names_and_addresses_apart) {
+        /* Groups without an address do not clash on their empty address
+         * strings. */
+        Config *c = load_ok("listen = ( { name = \"a\"; }, { name = \"b\"; }, { address = \"/run/a\"; name "
+                            "= \"c\"; } );\n");
+        cr_expect_eq(c->n_listen, 3);
+        cr_expect_str_eq(c->listen_str[0], "");
+        cr_expect_str_eq(c->listen_str[1], "");
+        config_free(c);
+}
+
+Test(config, group_error_lines) {
+        /* The element's own line (its '{'), a key's own line, an origin's
+         * own line (libconfig 1.5 gives the line of the token after). */
+        expect_error("listen = (\n  \"127.0.0.1:1\",\n  {\n    address = \"/run/a\";\n  },\n  {\n  }\n);\n",
+                     "6: setting 'listen': element 3: a group needs an 'address' (or a 'name', for a socket "
+                     "passed by systemd)");
+        expect_error(
+                "listen = (\n  {\n    address = \"/run/a\";\n\n    role =\n  \"x\";\n  }\n);\n",
+                "5: setting 'listen': element 1: key 'role': \"x\" is not one of \"both\", \"subscribe\" or "
+                "\"publish\"");
+        expect_error("listen = (\n  { address = \"*:1\"; protocol = \"websocket\";\n    origins = [\n"
+                     "      \"https://a.org\",\n      \"\"\n    ];\n  }\n);\n",
+                     "5: setting 'listen': element 1: key 'origins': element 2: an origin cannot be empty");
+        expect_error(
+                "listen = (\n  \"/run/a\", { address = \"*:1\"; protocol = \"websocket\"; origins = [\n"
+                "  \"*\", /* \"\", */\n  # \"\",\n  \"x y\" ]; }\n);\n",
+                "5: setting 'listen': element 2: key 'origins': element 2: \"x y\" contains whitespace");
+        expect_error(
+                "listen = (\n  \"/run/a\",\n  { address = \"*:1\";\n    protocol = \"metrics\"; }\n);\n",
+                "4: setting 'listen': element 2: protocol \"metrics\" is not available in this version");
+        expect_error("listen = (\n  { address = \"/run/a\"; },\n  {\n    address = \"/run/b\";\n    name = "
+                     "\"b\";\n"
+                     "  },\n  \"/run/b\"\n);\n",
+                     "7: setting 'listen': \"/run/b\" is listed twice");
+}
+
+Test(config, group_error_lines_in_include) {
+        expect_include_error(
+                "\nlisten = (\n  { address = \"/run/a\";\n    history = \"no\"; }\n);\n",
+                "4: setting 'listen': element 1: key 'history': expected a boolean (true or false), "
+                "got a string");
+}
+
+Test(config, many_origins_lines) {
+        /* Past the origins whose lines are kept, libconfig's line serves. */
+        char text[8192];
+        size_t n =
+                (size_t)snprintf(text, sizeof(text),
+                                 "listen = ( { address = \"*:1\"; protocol = \"websocket\"; origins = [\n");
+
+        for (int i = 0; i < 40; i++)
+                n += (size_t)snprintf(text + n, sizeof(text) - n, "\"o%d\",\n", i);
+        snprintf(text + n, sizeof(text) - n, "\"\"\n]; } );\n");
+        expect_error(
+                text,
+                "43: setting 'listen': element 1: key 'origins': element 41: an origin cannot be empty");
+}
+
+/* ---- The tls group -------------------------------------------------------- */
+
+Test(config, tls_group_defaults) {
+        Config *c = load_ok("\n\ntls = {};\n");
+
+        cr_expect(c->tls.present);
+        expect_tls_defaults(&c->tls);
+        cr_expect_eq(c->tls.line, 3);
+        cr_expect_str_eq(c->tls.source, path_of("eb.conf"));
+        cr_expect_eq(c->tls.cert_file_line, 0);
+        /* A group no listener uses is fine. */
+        cr_expect_eq(c->n_listen, 2);
+        config_free(c);
+}
+
+Test(config, tls_group_every_key) {
+        Config *c = load_ok("listen = ( { address = \"*:7879\"; tls = true; } );\n"
+                            "tls = {\n"
+                            "  cert_file = \"/etc/eb/cert.pem\";\n"
+                            "  key_file = \"/etc/eb/key.pem\";\n"
+                            "  ca_file = \"/etc/eb/ca.pem\";\n"
+                            "  client_auth = \"require\";\n"
+                            "  min_version = \"1.3\";\n"
+                            "  ciphers = \"ECDHE+AESGCM:!aNULL\";\n"
+                            "  ciphersuites = \"TLS_AES_256_GCM_SHA384\";\n"
+                            "  handshake_timeout = 3600;\n"
+                            "};\n");
+        const TlsConfig *t = &c->tls;
+
+        cr_expect(c->listen_opts[0].tls);
+        cr_expect(t->present);
+        cr_expect_str_eq(t->cert_file, "/etc/eb/cert.pem");
+        cr_expect_str_eq(t->key_file, "/etc/eb/key.pem");
+        cr_expect_str_eq(t->ca_file, "/etc/eb/ca.pem");
+        cr_expect_eq(t->client_auth, TLS_CLIENT_AUTH_REQUIRE);
+        cr_expect_eq(t->min_version, TLS_VERSION_1_3);
+        cr_expect_str_eq(t->ciphers, "ECDHE+AESGCM:!aNULL");
+        cr_expect_str_eq(t->ciphersuites, "TLS_AES_256_GCM_SHA384");
+        cr_expect_eq(t->handshake_timeout, 3600);
+        cr_expect_eq(t->line, 2);
+        cr_expect_eq(t->cert_file_line, 3);
+        cr_expect_eq(t->key_file_line, 4);
+        cr_expect_eq(t->ca_file_line, 5);
+        cr_expect_eq(t->ciphers_line, 8);
+        cr_expect_eq(t->ciphersuites_line, 9);
+        config_free(c);
+
+        c = load_ok("tls = { client_auth = \"optional\"; ca_file = \"/ca\"; min_version = \"1.2\";\n"
+                    "        handshake_timeout = 1; };\n");
+        cr_expect_eq(c->tls.client_auth, TLS_CLIENT_AUTH_OPTIONAL);
+        cr_expect_eq(c->tls.min_version, TLS_VERSION_1_2);
+        cr_expect_eq(c->tls.handshake_timeout, 1);
+        config_free(c);
+
+        c = load_ok("tls = { client_auth = \"none\"; handshake_timeout = 30L; };\n");
+        cr_expect_eq(c->tls.client_auth, TLS_CLIENT_AUTH_NONE);
+        cr_expect_eq(c->tls.handshake_timeout, 30);
+        config_free(c);
+}
+
+Test(config, tls_relative_paths) {
+        /* Against the directory of the configuration file, not the CWD;
+         * absolute paths and "" stay as they are. */
+        char want[PATH_MAX + 64];
+        Config *c;
+
+        cr_assert_eq(chdir("/"), 0);
+        c = load_ok("tls = { cert_file = \"tls/cert.pem\"; key_file = \"../key.pem\"; ca_file = "
+                    "\"/etc/ca.pem\"; "
+                    "};\n");
+        snprintf(want, sizeof(want), "%s/tls/cert.pem", dir);
+        cr_expect_str_eq(c->tls.cert_file, want);
+        snprintf(want, sizeof(want), "%s/../key.pem", dir);
+        cr_expect_str_eq(c->tls.key_file, want);
+        cr_expect_str_eq(c->tls.ca_file, "/etc/ca.pem");
+        config_free(c);
+
+        /* A configuration file named relative to the CWD. */
+        char err[512] = "";
+        cr_assert_eq(mkdir(path_of("sub"), 0755), 0);
+        write_file("sub/eb.conf", "tls = { cert_file = \"cert.pem\"; ca_file = \"\"; };\n");
+        cr_assert_eq(chdir(dir), 0);
+        c = NULL;
+        cr_assert_eq(config_load("sub/eb.conf", true, &c, NULL, err, sizeof(err)), 0, "%s", err);
+        snprintf(want, sizeof(want), "%s/sub/cert.pem", dir);
+        cr_expect_str_eq(c->tls.cert_file, want);
+        cr_expect_str_eq(c->tls.ca_file, "");
+        cr_expect_str_eq(c->tls.source, "sub/eb.conf");
+        config_free(c);
+
+        write_file("eb.conf", "tls = { key_file = \"key.pem\"; };\n");
+        c = NULL;
+        cr_assert_eq(config_load("eb.conf", true, &c, NULL, err, sizeof(err)), 0, "%s", err);
+        snprintf(want, sizeof(want), "%s/key.pem", dir);
+        cr_expect_str_eq(c->tls.key_file, want);
+        config_free(c);
+}
+
+Test(config, tls_in_included_file) {
+        char want[PATH_MAX + 64], err[512] = "";
+        Config *c = NULL;
+
+        write_file("tls.conf", "\n\ntls = {\n  cert_file = \"c.pem\";\n  key_file = \"k.pem\";\n};\n");
+        const char *p = write_file("eb.conf", "listen = ( { address = \"/run/a\"; tls = true; } );\n"
+                                              "@include \"tls.conf\"\n");
+        cr_assert_eq(config_load(p, true, &c, NULL, err, sizeof(err)), 0, "%s", err);
+        snprintf(want, sizeof(want), "%s/tls.conf", dir);
+        cr_expect_str_eq(c->tls.source, want);
+        cr_expect_eq(c->tls.line, 3);
+        cr_expect_eq(c->tls.cert_file_line, 4);
+        snprintf(want, sizeof(want), "%s/c.pem", dir);
+        cr_expect_str_eq(c->tls.cert_file, want);
+        config_free(c);
+
+        expect_include_error("tls = {\n  handshake_timeout = 0;\n};\n",
+                             "2: setting 'tls.handshake_timeout': 0 is out of range 1..3600");
+}
+
+ERROR_TEST(tls_type, "tls = true;", "3: setting 'tls': expected a group, got a boolean")
+ERROR_TEST(tls_type_list, "tls = ( \"cert.pem\" );", "3: setting 'tls': expected a group, got a list")
+ERROR_TEST(tls_unknown_key, "tls = { cert_file = \"/c\"; certfile = \"/c\"; };",
+           "3: unknown setting 'tls.certfile'")
+Test(config, tls_unknown_key_line) {
+        expect_error("tls = {\n  cert_file = \"/c\";\n\n  verify = true;\n};\n",
+                     "4: unknown setting 'tls.verify'");
+}
+ERROR_TEST(tls_type_cert_file, "tls = { cert_file = 1; };",
+           "3: setting 'tls.cert_file': expected a string, got an integer")
+ERROR_TEST(tls_type_key_file, "tls = { key_file = [ \"/k\" ]; };",
+           "3: setting 'tls.key_file': expected a string, got an array")
+ERROR_TEST(tls_type_ca_file, "tls = { ca_file = false; };",
+           "3: setting 'tls.ca_file': expected a string, got a boolean")
+ERROR_TEST(tls_type_client_auth, "tls = { client_auth = true; };",
+           "3: setting 'tls.client_auth': expected a string (\"none\", \"optional\" or \"require\"), got a "
+           "boolean")
+ERROR_TEST(tls_bad_client_auth, "tls = { client_auth = \"required\"; };",
+           "3: setting 'tls.client_auth': \"required\" is not one of \"none\", \"optional\" or \"require\"")
+ERROR_TEST(
+        tls_type_min_version, "tls = { min_version = 1.2; };",
+        "3: setting 'tls.min_version': expected a string (\"1.2\" or \"1.3\"), got a floating-point number")
+ERROR_TEST(tls_bad_min_version, "tls = { min_version = \"1.1\"; };",
+           "3: setting 'tls.min_version': \"1.1\" is not one of \"1.2\" or \"1.3\"")
+ERROR_TEST(tls_type_ciphers, "tls = { ciphers = ( \"HIGH\" ); };",
+           "3: setting 'tls.ciphers': expected a string, got a list")
+ERROR_TEST(tls_type_ciphersuites, "tls = { ciphersuites = { x = 1; }; };",
+           "3: setting 'tls.ciphersuites': expected a string, got a group")
+ERROR_TEST(tls_type_handshake_timeout, "tls = { handshake_timeout = \"10\"; };",
+           "3: setting 'tls.handshake_timeout': expected an integer, got a string")
+ERROR_TEST(tls_handshake_timeout_low, "tls = { handshake_timeout = 0; };",
+           "3: setting 'tls.handshake_timeout': 0 is out of range 1..3600")
+ERROR_TEST(tls_handshake_timeout_high, "tls = { handshake_timeout = 3601; };",
+           "3: setting 'tls.handshake_timeout': 3601 is out of range 1..3600")
+ERROR_TEST(tls_handshake_timeout_truncated, "tls = { handshake_timeout = 4294967306; };",
+           "3: setting 'tls.handshake_timeout': 4294967306 is out of range 1..3600")
+ERROR_TEST(tls_handshake_timeout_int64, "tls = { handshake_timeout = 4294967306L; };",
+           "3: setting 'tls.handshake_timeout': 4294967306 is out of range 1..3600")
+
+Test(config, tls_oversize_literals_elsewhere_do_not_leak) {
+        Config *c = load_ok("max_queue_bytes = 1073741824L; # 5000000000\n"
+                            "tls = { ciphers = \"5000000000\"; handshake_timeout = 20; };\n");
+        cr_expect_eq(c->tls.handshake_timeout, 20);
+        config_free(c);
+        /* Another key's oversize literal is that key's type error, first. */
+        expect_error("tls = { handshake_timeout = 20; ciphers = 5000000000; };\n",
+                     "1: setting 'tls.ciphers': expected a string, got an integer");
+}
+
+/* Settings that need others. */
+ERROR_TEST(tls_listener_without_group, "listen = ( \"/run/a\", { address = \"/run/b\"; tls = true; } );",
+           "3: setting 'listen': element 2: key 'tls': true needs a 'tls' group with cert_file and key_file")
+Test(config, tls_listener_without_cert) {
+        expect_error(
+                LINE12
+                "listen = ( { address = \"/run/b\"; tls = true; } );\ntls = {\n  key_file = \"/k\";\n};\n",
+                "4: setting 'tls.cert_file': not set, and element 1 of 'listen' has tls = true");
+        expect_error(LINE12 "tls = {\n  key_file = \"/k\";\n  cert_file = \"\";\n};\n"
+                            "listen = ( \"/run/a\", { address = \"/run/b\"; tls = true; } );\n",
+                     "5: setting 'tls.cert_file': not set, and element 2 of 'listen' has tls = true");
+}
+Test(config, tls_listener_without_key) {
+        expect_error("tls = { cert_file = \"/c\"; };\n\nlisten = ( { name = \"tls\"; tls = true; } );\n",
+                     "1: setting 'tls.key_file': not set, and element 1 of 'listen' has tls = true");
+}
+ERROR_TEST(tls_require_without_ca, "tls = { client_auth = \"require\"; };",
+           "3: setting 'tls.client_auth': \"require\" needs ca_file, the CAs whose client certificates are "
+           "accepted")
+Test(config, tls_optional_without_ca) {
+        expect_error("tls = {\n  ca_file = \"\";\n  client_auth = \"optional\";\n};\n",
+                     "3: setting 'tls.client_auth': \"optional\" needs ca_file, the CAs whose client "
+                     "certificates are "
+                     "accepted");
+}
+
+Test(config, tls_listener_accepted) {
+        Config *c =
+                load_ok("listen = ( \"127.0.0.1:7878\", { address = \"*:7879\"; tls = true; } );\n" TLS_OK);
+        cr_expect_not(c->listen_opts[0].tls);
+        cr_expect(c->listen_opts[1].tls);
+        cr_expect_str_eq(c->tls.cert_file, "/etc/eb/cert.pem");
+        config_free(c);
+}
+
 /* ---- Printing and round trip --------------------------------------------- */
 
 static char *print_to_string(const Config *c) {
@@ -934,6 +1464,144 @@ Test(config, round_trip_awkward_strings) {
         config_free(c);
 }
 
+static const char groups_file[] =
+        "listen = (\n"
+        "  \"127.0.0.1:9001\",\n"
+        "  { address = \"*:9002\"; tls = true; },\n"
+        "  { address = \"/run/eb-publish.sock\"; role = \"publish\"; history = false; },\n"
+        "  { address = \"[::1]:9003\"; name = \"readers\"; role = \"subscribe\"; },\n"
+        "  { address = \"/run/plain.sock\"; protocol = \"line\"; },\n"
+        "  { name = \"a\\\"b\"; }\n"
+        ");\n"
+        "tls = {\n"
+        "  cert_file = \"tls/cert.pem\";\n"
+        "  key_file = \"/etc/eb/key.pem\";\n"
+        "  ca_file = \"/etc/eb/ca.pem\";\n"
+        "  client_auth = \"optional\";\n"
+        "  min_version = \"1.3\";\n"
+        "  ciphers = \"HIGH:!aNULL\";\n"
+        "  ciphersuites = \"TLS_AES_128_GCM_SHA256\";\n"
+        "  handshake_timeout = 7;\n"
+        "};\n";
+
+Test(config, print_groups_exactly) {
+        Config *c = load_ok(groups_file);
+        char *text = print_to_string(c), *want = NULL;
+
+        cr_assert_geq(
+                asprintf(&want,
+                         "# epoll-broadcaster: effective settings (libconfig syntax)\n"
+                         "listen = (\n"
+                         "  \"127.0.0.1:9001\",\n"
+                         "  { address = \"*:9002\"; protocol = \"line\"; tls = true; role = \"both\"; "
+                         "history = "
+                         "true; },\n"
+                         "  { address = \"/run/eb-publish.sock\"; protocol = \"line\"; tls = false; role = "
+                         "\"publish\"; history = false; },\n"
+                         "  { address = \"[::1]:9003\"; name = \"readers\"; protocol = \"line\"; tls = "
+                         "false; "
+                         "role = \"subscribe\"; history = true; },\n"
+                         "  \"/run/plain.sock\",\n"
+                         "  { name = \"a\\\"b\"; protocol = \"line\"; tls = false; role = \"both\"; history "
+                         "= "
+                         "true; }\n"
+                         ");\n"
+                         "max_clients = 10000;\n"
+                         "max_message_bytes = 65536;\n"
+                         "max_queue_bytes = 1048576;\n"
+                         "slow_client = \"disconnect\";\n"
+                         "echo = false;\n"
+                         "prefix = \"\";\n"
+                         "tcp_keepalive = 60;\n"
+                         "shutdown_timeout = 5;\n"
+                         "max_partial_bytes = 67108864;\n"
+                         "partial_timeout = 30;\n"
+                         "log_level = \"notice\";\n"
+                         "tls = {\n"
+                         "  cert_file = \"%s/tls/cert.pem\";\n"
+                         "  key_file = \"/etc/eb/key.pem\";\n"
+                         "  ca_file = \"/etc/eb/ca.pem\";\n"
+                         "  client_auth = \"optional\";\n"
+                         "  min_version = \"1.3\";\n"
+                         "  ciphers = \"HIGH:!aNULL\";\n"
+                         "  ciphersuites = \"TLS_AES_128_GCM_SHA256\";\n"
+                         "  handshake_timeout = 7;\n"
+                         "};\n",
+                         dir),
+                0);
+        cr_expect_str_eq(text, want);
+        free(want);
+        free(text);
+        config_free(c);
+}
+
+Test(config, print_tls_defaults) {
+        Config *c = load_ok("tls = {};\n");
+        char *text = print_to_string(c);
+
+        cr_expect_not_null(strstr(text, "\nlog_level = \"notice\";\n"
+                                        "tls = {\n"
+                                        "  cert_file = \"\";\n"
+                                        "  key_file = \"\";\n"
+                                        "  ca_file = \"\";\n"
+                                        "  client_auth = \"none\";\n"
+                                        "  min_version = \"1.2\";\n"
+                                        "  ciphers = \"\";\n"
+                                        "  ciphersuites = \"\";\n"
+                                        "  handshake_timeout = 10;\n"
+                                        "};\n"),
+                           "%s", text);
+        free(text);
+        config_free(c);
+}
+
+Test(config, print_plain_groups_as_strings) {
+        Config *c = load_ok(
+                "listen = ( { address = \"/run/a\"; protocol = \"line\"; tls = false; role = \"both\"; "
+                "history = true; }, \"/run/b\" );\n");
+        char *text = print_to_string(c);
+
+        cr_expect_not_null(strstr(text, "\nlisten = [ \"/run/a\", \"/run/b\" ];\n"), "%s", text);
+        free(text);
+        config_free(c);
+}
+
+Test(config, print_websocket_origins) {
+        /* Not loadable in this version, but printed as it will be. */
+        Config *c = NULL;
+        char *text;
+
+        cr_assert_eq(config_new_default(&c), 0);
+        c->listen_opts[0].protocol = LISTEN_PROTOCOL_WEBSOCKET;
+        c->listen_opts[1].protocol = LISTEN_PROTOCOL_WEBSOCKET;
+        c->listen_opts[1].origins = calloc(2, sizeof(char *));
+        cr_assert_not_null(c->listen_opts[1].origins);
+        c->listen_opts[1].origins[0] = strdup("https://example.org");
+        c->listen_opts[1].origins[1] = strdup("*");
+        c->listen_opts[1].n_origins = 2;
+        text = print_to_string(c);
+        cr_expect_not_null(
+                strstr(text, "\nlisten = (\n"
+                             "  { address = \"127.0.0.1:7878\"; protocol = \"websocket\"; tls = false; "
+                             "role = \"both\"; origins = []; history = true; },\n"
+                             "  { address = \"[::1]:7878\"; protocol = \"websocket\"; tls = false; role = "
+                             "\"both\"; origins = [ \"https://example.org\", \"*\" ]; history = true; }\n"
+                             "); # built-in default\n"),
+                "%s", text);
+        expect_error(
+                text,
+                "3: setting 'listen': element 1: protocol \"websocket\" is not available in this version");
+        free(text);
+        config_free(c);
+}
+
+Test(config, round_trip_groups) {
+        expect_round_trip(groups_file);
+        expect_round_trip("listen = ( { name = \"only\"; } );\n");
+        expect_round_trip("listen = ( { address = \"/run/a\"; tls = true; } );\n" TLS_OK);
+        expect_round_trip("tls = { ciphers = \"\\\"\\\\\\t\"; ca_file = \"ca dir/ca.pem\"; };\n");
+}
+
 /* ---- Helpers of the API --------------------------------------------------- */
 
 Test(config, listen_equal) {
@@ -957,6 +1625,70 @@ Test(config, listen_equal) {
         config_free(any), config_free(v6), config_free(v6b);
 }
 
+Test(config, listen_equal_options) {
+        /* Any change of an entry needs a restart; the order of entries and
+         * a group written as a string do not. */
+        static const char *const variants[] = {
+                "listen = ( { address = \"127.0.0.1:1\"; role = \"subscribe\"; }, \"/run/a\" );\n",
+                "listen = ( \"/run/a\", { address = \"127.0.0.1:1\"; role = \"publish\"; tls = true; } "
+                ");\n" TLS_OK,
+                "listen = ( \"/run/a\", { address = \"127.0.0.1:1\"; role = \"publish\"; history = false; } "
+                ");\n",
+                "listen = ( \"/run/a\", { address = \"127.0.0.1:1\"; role = \"publish\"; name = \"p\"; } "
+                ");\n",
+                "listen = ( { address = \"/run/a\"; role = \"publish\"; }, \"127.0.0.1:1\" );\n",
+                "listen = ( \"/run/a\", { address = \"127.0.0.1:2\"; role = \"publish\"; } );\n",
+                "listen = ( \"/run/a\", { name = \"p\"; role = \"publish\"; } );\n",
+        };
+        Config *a =
+                load_ok("listen = ( \"/run/a\", { address = \"127.0.0.1:1\"; role = \"publish\"; } );\n");
+        Config *b =
+                load_ok("listen = ( { address = \"127.0.0.1:1\"; role = \"publish\"; history = true; },\n"
+                        "           { address = \"/run/a\"; } );\n");
+
+        cr_expect(config_listen_equal(a, b));
+        cr_expect(config_listen_equal(b, a));
+        for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+                Config *v = load_ok(variants[i]);
+                cr_expect_not(config_listen_equal(a, v), "%s", variants[i]);
+                cr_expect_not(config_listen_equal(v, a), "%s", variants[i]);
+                config_free(v);
+        }
+        config_free(b);
+
+        /* Groups without an address compare by name. */
+        Config *n1 = load_ok("listen = ( { name = \"x\"; }, { name = \"y\"; role = \"publish\"; } );\n");
+        Config *n2 = load_ok("listen = ( { name = \"y\"; role = \"publish\"; }, { name = \"x\"; } );\n");
+        Config *n3 = load_ok("listen = ( { name = \"x\"; }, { name = \"z\"; role = \"publish\"; } );\n");
+        cr_expect(config_listen_equal(n1, n2));
+        cr_expect_not(config_listen_equal(n1, n3));
+        config_free(n1), config_free(n2), config_free(n3);
+
+        /* Protocol and origins (set by hand: websocket is not loadable yet). */
+        b = load_ok("listen = ( \"/run/a\", { address = \"127.0.0.1:1\"; role = \"publish\"; } );\n");
+        cr_expect(config_listen_equal(a, b));
+        b->listen_opts[1].protocol = LISTEN_PROTOCOL_WEBSOCKET;
+        a->listen_opts[1].protocol = LISTEN_PROTOCOL_WEBSOCKET;
+        cr_expect(config_listen_equal(a, b));
+        b->listen_opts[1].origins = calloc(1, sizeof(char *));
+        cr_assert_not_null(b->listen_opts[1].origins);
+        b->listen_opts[1].origins[0] = strdup("*");
+        b->listen_opts[1].n_origins = 1;
+        cr_expect_not(config_listen_equal(a, b));
+        b->listen_opts[0].protocol = LISTEN_PROTOCOL_METRICS;
+        cr_expect_not(config_listen_equal(a, b));
+        config_free(a), config_free(b);
+}
+
+Test(config, listen_equal_ignores_the_rest) {
+        Config *a = load_ok("listen = ( { address = \"/run/a\"; tls = true; } );\n" TLS_OK);
+        Config *b =
+                load_ok("listen = ( { address = \"/run/a\"; tls = true; } );\n"
+                        "tls = { cert_file = \"/other.pem\"; key_file = \"/other.key\"; };\necho = true;\n");
+        cr_expect(config_listen_equal(a, b));
+        config_free(a), config_free(b);
+}
+
 Test(config, to_string) {
         cr_expect_str_eq(slow_client_policy_to_string(SLOW_CLIENT_DISCONNECT), "disconnect");
         cr_expect_str_eq(slow_client_policy_to_string(SLOW_CLIENT_DROP), "drop");
@@ -968,6 +1700,21 @@ Test(config, to_string) {
         cr_expect_str_eq(log_level_to_string(LOG_LEVEL_DEBUG), "debug");
         cr_expect_null(log_level_to_string((LogLevel)2));
         cr_expect_null(log_level_to_string((LogLevel)8));
+        cr_expect_str_eq(listen_protocol_to_string(LISTEN_PROTOCOL_LINE), "line");
+        cr_expect_str_eq(listen_protocol_to_string(LISTEN_PROTOCOL_WEBSOCKET), "websocket");
+        cr_expect_str_eq(listen_protocol_to_string(LISTEN_PROTOCOL_METRICS), "metrics");
+        cr_expect_null(listen_protocol_to_string((ListenProtocol)3));
+        cr_expect_str_eq(listen_role_to_string(LISTEN_ROLE_BOTH), "both");
+        cr_expect_str_eq(listen_role_to_string(LISTEN_ROLE_SUBSCRIBE), "subscribe");
+        cr_expect_str_eq(listen_role_to_string(LISTEN_ROLE_PUBLISH), "publish");
+        cr_expect_null(listen_role_to_string((ListenRole)3));
+        cr_expect_str_eq(tls_client_auth_to_string(TLS_CLIENT_AUTH_NONE), "none");
+        cr_expect_str_eq(tls_client_auth_to_string(TLS_CLIENT_AUTH_OPTIONAL), "optional");
+        cr_expect_str_eq(tls_client_auth_to_string(TLS_CLIENT_AUTH_REQUIRE), "require");
+        cr_expect_null(tls_client_auth_to_string((TlsClientAuth)3));
+        cr_expect_str_eq(tls_version_to_string(TLS_VERSION_1_2), "1.2");
+        cr_expect_str_eq(tls_version_to_string(TLS_VERSION_1_3), "1.3");
+        cr_expect_null(tls_version_to_string((TlsVersion)2));
 }
 
 /* ---- The shipped configuration file --------------------------------------- */
