@@ -2,10 +2,13 @@
 # Checks the man pages as CI must:
 #  (a) groff formats each page without a single warning (-ww: all of them);
 #  (b) epoll-broadcaster.conf(5) documents exactly the settings the daemon
-#      accepts, each with the default the daemon really uses.
+#      accepts, each with the default the daemon really uses: the settings
+#      (section SETTINGS), the keys of the group 'tls' (section TLS) and
+#      those of a group in 'listen' (section LISTENERS).
 # The settings are not listed here: they are taken from the daemon itself,
-# which prints every effective setting, in libconfig syntax, for an empty
-# configuration file with --check-config.
+# which prints every effective setting, in libconfig syntax, with
+# --check-config: for an empty configuration file, for one with an empty
+# 'tls' group, and for one with a listener group of a name and an address.
 #
 # Usage: check-manpages.sh SOURCE_DIR DAEMON_PATH
 # Exit status: 0 all good, 1 a check failed, 77 (skipped) without groff.
@@ -85,46 +88,102 @@ if [ "$n_settings" -ne "$n_lines" ]; then
         sed 's/^/    /' "$tmp/effective.conf"
 fi
 
-# The documented settings: in the SETTINGS section of the page, each is the
-# tag of a .TP paragraph written ".B name"; its default is the line after
-# the nested ".TP" tag "Default". Printed as "name<TAB>default", with the
-# roff escapes that may appear in a default turned back into plain text.
-awk '
-        /^\.SH / { in_settings = ($0 == ".SH SETTINGS"); next }
-        !in_settings { next }
-        prev ~ /^\.TP( |$)/ && /^\.B [a-z_][a-z0-9_]*$/ {
-                if (name != "") print name "\t" dflt
-                name = substr($0, 4); dflt = ""
-        }
-        prev == "Default" && name != "" && dflt == "" {
-                line = $0
-                sub(/^\.(B|BR|I|IR|RB) /, "", line)
-                gsub(/\\\(dq/, "\"", line)
-                gsub(/\\-/, "-", line)
-                dflt = line
-        }
-        { prev = $0 }
-        END { if (name != "") print name "\t" dflt }
-' "$conf5" > "$tmp/documented"
+# The documented settings of section $1: each is the tag of a .TP paragraph
+# written ".B name"; its default is the line after the nested ".TP" tag
+# "Default". Printed as "$2name<TAB>default", with the roff escapes that may
+# appear in a default turned back into plain text.
+documented() {
+        awk -v section=".SH $1" -v prefix="$2" '
+                /^\.SH / { in_section = ($0 == section); next }
+                !in_section { next }
+                prev ~ /^\.TP( |$)/ && /^\.B [a-z_][a-z0-9_]*$/ {
+                        if (name != "") print prefix name "\t" dflt
+                        name = substr($0, 4); dflt = ""
+                }
+                prev == "Default" && name != "" && dflt == "" {
+                        line = $0
+                        sub(/^\.(B|BR|I|IR|RB) /, "", line)
+                        gsub(/\\\(dq/, "\"", line)
+                        gsub(/\\-/, "-", line)
+                        dflt = line
+                }
+                { prev = $0 }
+                END { if (name != "") print prefix name "\t" dflt }
+        ' "$conf5"
+}
 
-while IFS='	' read -r name value; do
-        doc=$(awk -F '	' -v n="$name" '$1 == n { print $2; found = 1; exit }
-                                           END { if (!found) exit 1 }' "$tmp/documented") || {
-                fail "setting '$name' is accepted by the daemon but not documented in $conf5"
-                continue
-        }
-        # The page may say more after the value, e.g. "1048576 (1 MiB)".
-        case $doc in
-        "$value" | "$value "*) echo "ok: $name (default $value) is documented" ;;
-        *) fail "setting '$name': the daemon's default is $value, $conf5 says '$doc'" ;;
-        esac
-done < "$tmp/accepted"
+# compare ACCEPTED DOCUMENTED [UNPRINTED...]: every "name<TAB>value" the
+# daemon printed is documented with that default, and every documented
+# name was printed, but for the UNPRINTED ones (the daemon prints them
+# only where they apply).
+compare() {
+        accepted=$1
+        docs=$2
+        shift 2
+        while IFS='	' read -r name value; do
+                doc=$(awk -F '	' -v n="$name" '$1 == n { print $2; found = 1; exit }
+                                                   END { if (!found) exit 1 }' "$docs") || {
+                        fail "setting '$name' is accepted by the daemon but not documented in $conf5"
+                        continue
+                }
+                # The page may say more after the value, e.g. "1048576 (1 MiB)".
+                case $doc in
+                "$value" | "$value "*) echo "ok: $name (default $value) is documented" ;;
+                *) fail "setting '$name': the daemon's default is $value, $conf5 says '$doc'" ;;
+                esac
+        done < "$accepted"
 
-while IFS='	' read -r name value; do
-        if ! cut -f 1 "$tmp/accepted" | grep -qx "$name"; then
-                fail "setting '$name' is documented in $conf5 but the daemon does not accept it"
+        while IFS='	' read -r name value; do
+                for unprinted in "$@"; do
+                        if [ "$name" = "$unprinted" ]; then
+                                continue 2
+                        fi
+                done
+                if ! cut -f 1 "$accepted" | grep -qx "$name"; then
+                        fail "setting '$name' is documented in $conf5 but the daemon does not accept it"
+                fi
+        done < "$docs"
+}
+
+documented SETTINGS "" > "$tmp/documented"
+compare "$tmp/accepted" "$tmp/documented"
+
+# The group 'tls': printed (with every default) once the file has one.
+printf 'tls = {};\n' > "$tmp/tls.conf"
+if ! "$daemon" --check-config -c "$tmp/tls.conf" > "$tmp/tls-effective.conf" 2> "$tmp/daemon.err"; then
+        fail "$daemon --check-config -c FILE-WITH-tls-GROUP failed:"
+        sed 's/^/    /' "$tmp/daemon.err"
+else
+        sed -n '/^tls = {$/,/^};$/s/^[[:space:]]\{1,\}\([a-z_][a-z0-9_]*\)[[:space:]]*=[[:space:]]*\(.*\);$/tls.\1	\2/p' \
+                "$tmp/tls-effective.conf" > "$tmp/tls-accepted"
+        if [ ! -s "$tmp/tls-accepted" ]; then
+                fail "no tls group in the output of $daemon --check-config:"
+                sed 's/^/    /' "$tmp/tls-effective.conf"
         fi
-done < "$tmp/documented"
+        documented TLS tls. > "$tmp/tls-documented"
+        compare "$tmp/tls-accepted" "$tmp/tls-documented"
+        n_settings=$((n_settings + $(wc -l < "$tmp/tls-accepted")))
+fi
+
+# A group in 'listen': printed with every key that applies to it, the
+# defaults among them; its address and name are this file's, and
+# 'origins' is printed for websocket listeners only.
+printf 'listen = ( { address = "127.0.0.1:7878"; name = "x"; } );\n' > "$tmp/group.conf"
+if ! "$daemon" --check-config -c "$tmp/group.conf" > "$tmp/group-effective.conf" 2> "$tmp/daemon.err"; then
+        fail "$daemon --check-config -c FILE-WITH-A-LISTENER-GROUP failed:"
+        sed 's/^/    /' "$tmp/daemon.err"
+else
+        sed -n 's/^[[:space:]]*{ \(.*\) }$/\1/p' "$tmp/group-effective.conf" | tr ';' '\n' |
+                sed -n 's/^[[:space:]]*\([a-z_][a-z0-9_]*\) = \(.*\)$/listen.\1	\2/p' |
+                grep -v '^listen\.\(address\|name\)	' > "$tmp/group-accepted" || :
+        if [ ! -s "$tmp/group-accepted" ]; then
+                fail "no listener group in the output of $daemon --check-config:"
+                sed 's/^/    /' "$tmp/group-effective.conf"
+        fi
+        documented LISTENERS listen. > "$tmp/group-documented"
+        compare "$tmp/group-accepted" "$tmp/group-documented" listen.address listen.name listen.origins
+        n_settings=$((n_settings + $(wc -l < "$tmp/group-accepted")))
+fi
 
 if [ $failed -ne 0 ]; then
         exit 1
