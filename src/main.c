@@ -111,12 +111,23 @@ int main(int argc, char *argv[]) {
         bool used_defaults = false;
         char err[1024];
         int r = config_load(config_path, explicit_path, &config, &used_defaults, err, sizeof(err));
+        /* An unusable certificate, key or cipher list is a configuration
+         * error too, found before anything listens (and by --check-config,
+         * so that a reload with a bad key fails visibly). */
+        TlsContext *tls = NULL;
+        if (r >= 0) {
+                r = server_tls_new(&tls, config, err, sizeof(err));
+                if (r < 0)
+                        config_free(config);
+        }
         if (r < 0) {
                 log_error("%s", err);
                 if (!check_only)
                         notify_failed(-r, "Configuration error: %s", err);
                 return CONFIG_EXIT_CODE;
         }
+        if (check_only)
+                tls = tls_context_free(tls);
         if (check_only && quiet) {
                 config_free(config);
                 return EXIT_SUCCESS;
@@ -140,21 +151,11 @@ int main(int argc, char *argv[]) {
         r = block_signals();
         if (r < 0) {
                 log_error("cannot set up signal handling: %s", strerror(-r));
+                tls_context_free(tls);
                 config_free(config);
                 return EXIT_FAILURE;
         }
         raise_fd_limit(config->max_clients);
-
-        /* An unusable certificate, key or cipher list is a configuration
-         * error, found before anything listens. */
-        TlsContext *tls = NULL;
-        r = server_tls_new(&tls, config, err, sizeof(err));
-        if (r < 0) {
-                log_error("%s", err);
-                notify_failed(-r, "Configuration error: %s", err);
-                config_free(config);
-                return CONFIG_EXIT_CODE;
-        }
 
         _cleanup_server_ Server *server = NULL;
         r = server_new(&server, config, config_path, explicit_path);

@@ -1,10 +1,13 @@
 #!/bin/sh
 # Checks the generated units as CI must: `systemd-analyze verify` reports
 # nothing and the service's sandbox rates an exposure of at most 1.0.
-# Usage: check-units.sh BUILD_DIR DAEMON_PATH
+# The shipped TLS example (systemd/examples: a second socket unit and a
+# drop-in for the service) must verify too, and keep the exposure.
+# Usage: check-units.sh BUILD_DIR DAEMON_PATH [EXAMPLES_DIR]
 set -eu
 build=$1
 daemon=$2
+examples=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -24,3 +27,19 @@ echo "verify: clean"
 systemd-analyze security --offline=true --threshold=10 "$tmp/epoll-broadcaster.service" > "$tmp/security.txt" 2>&1 || {
         cat "$tmp/security.txt"; echo "exposure over 1.0"; exit 1; }
 tail -n 1 "$tmp/security.txt"
+
+[ -n "$examples" ] || exit 0
+# The service with the TLS drop-in: its [Unit] and [Service] lines appended
+# (systemd merges repeated sections as it merges a drop-in).
+mkdir "$tmp/tls"
+cp "$tmp/epoll-broadcaster.socket" "$examples/epoll-broadcaster-tls.socket" "$tmp/tls/"
+cat "$tmp/epoll-broadcaster.service" "$examples/tls.conf" > "$tmp/tls/epoll-broadcaster.service"
+out=$(cd "$tmp/tls" && systemd-analyze verify --man=no epoll-broadcaster-tls.socket epoll-broadcaster.service 2>&1) || {
+        echo "systemd-analyze verify (TLS example) failed:"; echo "$out"; exit 1; }
+if [ -n "$out" ]; then
+        echo "systemd-analyze verify (TLS example) reported:"; echo "$out"; exit 1
+fi
+echo "verify (TLS example): clean"
+systemd-analyze security --offline=true --threshold=10 "$tmp/tls/epoll-broadcaster.service" > "$tmp/security-tls.txt" 2>&1 || {
+        cat "$tmp/security-tls.txt"; echo "exposure with the TLS drop-in over 1.0"; exit 1; }
+echo "with the TLS drop-in: $(tail -n 1 "$tmp/security-tls.txt")"

@@ -25,7 +25,7 @@ export LC_ALL=C
 trap : PIPE
 
 readonly PORT=7878
-readonly NSTEPS=9
+readonly NSTEPS=10
 readonly CACHE=${E2E_CACHE:-/var/cache/epoll-broadcaster-e2e}
 readonly SUITE=bookworm
 readonly UNIT=epoll-broadcaster.service
@@ -504,7 +504,58 @@ step8() {
 }
 
 # ---------------------------------------------------------------- step 9 --
+# TLS through a socket-activated TLS listener, set up the way the man page
+# says: the shipped example socket unit and drop-in, the key readable by
+# the ssl-cert group, DynamicUser kept; the exposure stays at most 1.0.
+readonly TLS_PORT=7879
 step9() {
+        local out certs ex=/usr/share/doc/epoll-broadcaster/examples exposure peer
+        certs=$run/certs
+        sh "$(dirname "$0")/make-certs.sh" "$certs" || fail "cannot make test certificates" || return
+        cp "$certs/server.pem" "$root/etc/ssl/certs/epoll-broadcaster.pem" &&
+                mkdir -p "$root/etc/ssl/private" && cp "$certs/server.key" "$root/etc/ssl/private/epoll-broadcaster.key" ||
+                fail "cannot copy the certificate into the container" || return
+        ct sh -c 'getent group ssl-cert >/dev/null || groupadd -r ssl-cert' || fail "no ssl-cert group" || return
+        ct sh -c 'chown root:ssl-cert /etc/ssl/private /etc/ssl/private/epoll-broadcaster.key &&
+                chmod 0710 /etc/ssl/private && chmod 0640 /etc/ssl/private/epoll-broadcaster.key' ||
+                fail "cannot set the key's owner and mode" || return
+        ct sh -c "cp $ex/epoll-broadcaster-tls.socket /etc/systemd/system/ &&
+                mkdir -p /etc/systemd/system/$UNIT.d && cp $ex/tls.conf /etc/systemd/system/$UNIT.d/" ||
+                fail "the shipped examples are not in $ex" || return
+        ct sh -c "cat >> $CONF" <<'CONF' || fail "cannot add the TLS settings to $CONF" || return
+listen = ( "127.0.0.1:7878", { name = "tls"; tls = true; } );
+tls = { cert_file = "/etc/ssl/certs/epoll-broadcaster.pem"; key_file = "/etc/ssl/private/epoll-broadcaster.key"; };
+CONF
+        ct systemctl daemon-reload || fail "daemon-reload failed" || return
+        out=$(ct systemctl enable --now epoll-broadcaster-tls.socket 2>&1) || fail "cannot start the TLS socket: $out" || return
+        # The running service took its sockets at start: a restart gets both.
+        out=$(ct systemctl restart $UNIT 2>&1) || fail "restart with the TLS socket failed: $out" || return
+        wait_for 5 journal_has "serving .*:$TLS_PORT (passed by systemd, TLS)" -p notice ||
+                fail "no 'serving ... (passed by systemd, TLS)' line for port $TLS_PORT" || return
+        exposure=$(ct systemd-analyze security $UNIT 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+        awk -v e="${exposure:-99}" 'BEGIN { exit !(e <= 1.0) }' || fail "exposure with the TLS drop-in is ${exposure:-unknown}, over 1.0" || return
+        close_clients
+        connect 3 || return
+        coproc TLSPEER { exec openssl s_client -quiet -verify_return_error -CAfile "$certs/ca.pem" \
+                -verify_ip 127.0.0.1 -connect 127.0.0.1:$TLS_PORT 2>"$run/s_client.log"; }
+        peer=$TLSPEER_PID
+        exec 5<&"${TLSPEER[0]}" 6>&"${TLSPEER[1]}"
+        wait_for 10 status_has '^Relaying: 2 clients' || fail "the TLS client was not counted: '$(prop $UNIT StatusText)' ($(tail -n 2 "$run/s_client.log" | tr '\n' ' '))" || return
+        relay 3 5 "plain to tls $$" "^plain to tls $$\$" || { why="plain to TLS: $why"; return 1; }
+        relay 6 3 "tls to plain $$" "^tls to plain $$\$" || { why="TLS to plain: $why"; return 1; }
+        exec 5<&- 6>&-
+        kill "$peer" 2>/dev/null
+        wait "$peer" 2>/dev/null
+        close_clients
+        # Back to the packaged set-up for the purge.
+        ct systemctl disable --now epoll-broadcaster-tls.socket >/dev/null 2>&1
+        ct rm -rf /etc/systemd/system/epoll-broadcaster-tls.socket /etc/systemd/system/$UNIT.d &&
+                ct systemctl daemon-reload && ct systemctl stop $UNIT || fail "cannot remove the TLS set-up" || return
+        what="s_client verified the daemon through a socket-activated TLS listener (FileDescriptorName=tls, shipped example unit and drop-in, key root:ssl-cert 0640 read by the dynamic user) and relayed both ways with a plain client; exposure with the drop-in $exposure"
+}
+
+# --------------------------------------------------------------- step 10 --
+step10() {
         local out f left
         is_active $UNIT active || open_pair || return
         out=$(T=180 ct apt-get purge -y -q epoll-broadcaster 2>&1) || fail "apt-get purge failed: $(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')" || return
