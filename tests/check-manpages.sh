@@ -7,8 +7,10 @@
 #      those of a group in 'listen' (section LISTENERS).
 # The settings are not listed here: they are taken from the daemon itself,
 # which prints every effective setting, in libconfig syntax, with
-# --check-config: for an empty configuration file, for one with an empty
-# 'tls' group, and for one with a listener group of a name and an address.
+# --check-config: for an empty configuration file, for one with a 'tls'
+# group of only a certificate and its key (made here with openssl: the
+# daemon loads them), and for one with a listener group of only a name and
+# an address.
 #
 # Usage: check-manpages.sh SOURCE_DIR DAEMON_PATH
 # Exit status: 0 all good, 1 a check failed, 77 (skipped) without groff.
@@ -114,8 +116,9 @@ documented() {
 
 # compare ACCEPTED DOCUMENTED [UNPRINTED...]: every "name<TAB>value" the
 # daemon printed is documented with that default, and every documented
-# name was printed, but for the UNPRINTED ones (the daemon prints them
-# only where they apply).
+# name was printed, but for the UNPRINTED ones (those the test file gives,
+# and those the daemon prints only where they apply); these must be
+# documented all the same.
 compare() {
         accepted=$1
         docs=$2
@@ -143,26 +146,41 @@ compare() {
                         fail "setting '$name' is documented in $conf5 but the daemon does not accept it"
                 fi
         done < "$docs"
+
+        for unprinted in "$@"; do
+                if ! cut -f 1 "$docs" | grep -qx "$unprinted"; then
+                        fail "setting '$unprinted' is accepted by the daemon but not documented in $conf5"
+                fi
+        done
 }
 
 documented SETTINGS "" > "$tmp/documented"
 compare "$tmp/accepted" "$tmp/documented"
 
-# The group 'tls': printed (with every default) once the file has one.
-printf 'tls = {};\n' > "$tmp/tls.conf"
-if ! "$daemon" --check-config -c "$tmp/tls.conf" > "$tmp/tls-effective.conf" 2> "$tmp/daemon.err"; then
-        fail "$daemon --check-config -c FILE-WITH-tls-GROUP failed:"
-        sed 's/^/    /' "$tmp/daemon.err"
+# The group 'tls': printed, every default filled in, once the file has
+# one. The daemon reads the certificate and key at --check-config.
+if ! command -v openssl > /dev/null 2>&1; then
+        echo "openssl not found: the keys of the tls group not checked"
+elif ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=check \
+        -keyout "$tmp/key.pem" -out "$tmp/cert.pem" > "$tmp/openssl.out" 2>&1; then
+        fail "openssl cannot make a certificate:"
+        sed 's/^/    /' "$tmp/openssl.out"
 else
-        sed -n '/^tls = {$/,/^};$/s/^[[:space:]]\{1,\}\([a-z_][a-z0-9_]*\)[[:space:]]*=[[:space:]]*\(.*\);$/tls.\1	\2/p' \
-                "$tmp/tls-effective.conf" > "$tmp/tls-accepted"
-        if [ ! -s "$tmp/tls-accepted" ]; then
-                fail "no tls group in the output of $daemon --check-config:"
-                sed 's/^/    /' "$tmp/tls-effective.conf"
+        printf 'tls = { cert_file = "cert.pem"; key_file = "key.pem"; };\n' > "$tmp/tls.conf"
+        if ! "$daemon" --check-config -c "$tmp/tls.conf" > "$tmp/tls-effective.conf" 2> "$tmp/daemon.err"; then
+                fail "$daemon --check-config -c FILE-WITH-A-tls-GROUP failed:"
+                sed 's/^/    /' "$tmp/daemon.err"
+        else
+                sed -n '/^tls = {$/,/^};$/s/^[[:space:]]\{1,\}\([a-z_][a-z0-9_]*\)[[:space:]]*=[[:space:]]*\(.*\);$/tls.\1	\2/p' \
+                        "$tmp/tls-effective.conf" | grep -v '^tls\.\(cert_file\|key_file\)	' > "$tmp/tls-accepted" || :
+                if [ ! -s "$tmp/tls-accepted" ]; then
+                        fail "no tls group in the output of $daemon --check-config:"
+                        sed 's/^/    /' "$tmp/tls-effective.conf"
+                fi
+                documented TLS tls. > "$tmp/tls-documented"
+                compare "$tmp/tls-accepted" "$tmp/tls-documented" tls.cert_file tls.key_file
+                n_settings=$((n_settings + $(wc -l < "$tmp/tls-accepted") + 2))
         fi
-        documented TLS tls. > "$tmp/tls-documented"
-        compare "$tmp/tls-accepted" "$tmp/tls-documented"
-        n_settings=$((n_settings + $(wc -l < "$tmp/tls-accepted")))
 fi
 
 # A group in 'listen': printed with every key that applies to it, the
@@ -182,7 +200,7 @@ else
         fi
         documented LISTENERS listen. > "$tmp/group-documented"
         compare "$tmp/group-accepted" "$tmp/group-documented" listen.address listen.name listen.origins
-        n_settings=$((n_settings + $(wc -l < "$tmp/group-accepted")))
+        n_settings=$((n_settings + $(wc -l < "$tmp/group-accepted") + 3))
 fi
 
 if [ $failed -ne 0 ]; then
