@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <ftw.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -932,6 +933,1156 @@ Test(ebcat, closed_stdout_ends_quietly) {
         close(c);
 }
 
+/* --- TLS ------------------------------------------------------------------
+ *
+ * The daemon does not speak TLS in these tests: ebcat --tls talks to TLS
+ * peers started here on 127.0.0.1 (or a Unix socket), a small Python ssl
+ * server (tls-peer.py below) and openssl s_server. The certificates are made
+ * once per run by main() (RSA keys take a while), in a directory it removes
+ * at the end; the test processes find it in the environment. */
+
+#define TLS_DIR_ENV "EBCAT_TEST_TLS_DIR"
+#define TLS_SKIP_ENV "EBCAT_TEST_TLS_SKIP"
+#define TLS_BROKEN_ENV "EBCAT_TEST_TLS_BROKEN"
+#define OPENSSL_ENV "EBCAT_TEST_OPENSSL"
+#define PYTHON_SKIP_ENV "EBCAT_TEST_PYTHON_SKIP"
+#define PYTHON "/usr/bin/python3"
+#define MAX_PEERS 4
+
+/* A TLS server for one test at a time: accepts connections one after the
+ * other. Events go to its stdout, one line each: "ready" once listening,
+ * then per connection "sni=NAME" (or "-"), "eof=close_notify" or
+ * "eof=unexpected" (how the client's data ended), "closed"; "handshake-failed
+ * REASON" instead when the handshake fails. The bytes received go to --out,
+ * unchanged.
+ *   --send FILE     send FILE's bytes first
+ *   --delay S       then wait S seconds before reading
+ *   --rcvbuf N      SO_RCVBUF of the connections (a slow reader)
+ *   --read all|line|none
+ *                   read until the client's end, until a line feed, or not
+ *   --echo          send back what is read
+ *   --close notify|cut
+ *                   end with a close_notify, or close the socket without */
+static const char tls_peer_py[] =
+        "import argparse, socket, ssl, sys, time\n"
+        "ap = argparse.ArgumentParser()\n"
+        "ap.add_argument('--cert', required=True)\n"
+        "ap.add_argument('--key', required=True)\n"
+        "ap.add_argument('--host', default='127.0.0.1')\n"
+        "ap.add_argument('--port', type=int)\n"
+        "ap.add_argument('--unix')\n"
+        "ap.add_argument('--out', required=True)\n"
+        "ap.add_argument('--send')\n"
+        "ap.add_argument('--delay', type=float, default=0)\n"
+        "ap.add_argument('--rcvbuf', type=int, default=0)\n"
+        "ap.add_argument('--read', choices=['all', 'line', 'none'], default='all')\n"
+        "ap.add_argument('--echo', action='store_true')\n"
+        "ap.add_argument('--close', choices=['notify', 'cut'], default='notify')\n"
+        "a = ap.parse_args()\n"
+        "def event(text):\n"
+        "    sys.stdout.write(text + '\\n')\n"
+        "    sys.stdout.flush()\n"
+        "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+        "ctx.load_cert_chain(a.cert, a.key)\n"
+        "# Tell a client's close_notify from a bare EOF (some Pythons ignore\n"
+        "# an unexpected EOF by default).\n"
+        "ctx.options &= ~getattr(ssl, 'OP_IGNORE_UNEXPECTED_EOF', 0)\n"
+        "sni = []\n"
+        "ctx.sni_callback = lambda sock, name, context: sni.append(name)\n"
+        "if a.unix:\n"
+        "    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "    where = a.unix\n"
+        "else:\n"
+        "    ls = socket.socket(socket.AF_INET6 if ':' in a.host else socket.AF_INET, socket.SOCK_STREAM)\n"
+        "    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "    where = (a.host, a.port)\n"
+        "if a.rcvbuf:\n"
+        "    ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.rcvbuf)\n"
+        "ls.bind(where)\n"
+        "ls.listen(8)\n"
+        "payload = open(a.send, 'rb').read() if a.send else b''\n"
+        "out = open(a.out, 'ab', buffering=0)\n"
+        "event('ready')\n"
+        "while True:\n"
+        "    raw, _ = ls.accept()\n"
+        "    del sni[:]\n"
+        "    try:\n"
+        "        conn = ctx.wrap_socket(raw, server_side=True, suppress_ragged_eofs=False)\n"
+        "    except (ssl.SSLError, OSError) as e:\n"
+        "        event('handshake-failed %s' % getattr(e, 'reason', e))\n"
+        "        raw.close()\n"
+        "        continue\n"
+        "    event('sni=%s' % (sni[0] if sni and sni[0] else '-'))\n"
+        "    try:\n"
+        "        conn.sendall(payload)\n"
+        "        time.sleep(a.delay)\n"
+        "        while a.read != 'none':\n"
+        "            data = conn.recv(65536)\n"
+        "            if not data:\n"
+        "                event('eof=close_notify')\n"
+        "                break\n"
+        "            out.write(data)\n"
+        "            if a.echo:\n"
+        "                conn.sendall(data)\n"
+        "            if a.read == 'line' and b'\\n' in data:\n"
+        "                break\n"
+        "    except ssl.SSLEOFError:\n"
+        "        event('eof=unexpected')\n"
+        "    except (ssl.SSLError, OSError) as e:\n"
+        "        event('error %s' % e)\n"
+        "    if a.close == 'notify':\n"
+        "        try:\n"
+        "            conn.unwrap()\n"
+        "        except (ssl.SSLError, OSError) as e:\n"
+        "            event('unwrap %s' % e)\n"
+        "    conn.close()\n"
+        "    event('closed')\n";
+
+/* A process serving TLS: stdin a pipe (peer_in) or /dev/null, stdout and
+ * stderr files in the test's directory. */
+typedef struct Peer {
+        pid_t pid;
+        int in; /* write end of its stdin, or -1 */
+        bool reaped;
+        char out_path[160], err_path[160], recv_path[160];
+        uint16_t port;
+} Peer;
+
+/* The test's directory (removed by harness_cleanup) and its free port. */
+static Daemon tls_box;
+static unsigned n_peers;
+
+static void tls_require(void) {
+        const char *why = getenv(TLS_SKIP_ENV);
+
+        if (why)
+                cr_skip_test("%s", why);
+        why = getenv(TLS_BROKEN_ENV);
+        cr_assert_null(why, "openssl could not make the test certificates:\n%s", why);
+        cr_assert_not_null(getenv(TLS_DIR_ENV), "main() made no certificates");
+        if (tls_box.dir[0] == '\0')
+                daemon_init(&tls_box);
+}
+
+static void python_require(void) {
+        const char *why = getenv(PYTHON_SKIP_ENV);
+
+        if (why)
+                cr_skip_test("%s", why);
+}
+
+/* Path of a file made by main(): "ca.pem", "server.pem"... */
+static const char *tls_file(const char *name) {
+        static char pool[16][256];
+        static size_t next;
+        char *p = pool[next++ % 16];
+
+        snprintf(p, sizeof(pool[0]), "%s/%s", getenv(TLS_DIR_ENV), name);
+        return p;
+}
+
+static char *read_whole_file(const char *path, size_t *ret_len) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        size_t len = 0, cap = 4096;
+        char *buf = malloc(cap + 1);
+
+        cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+        cr_assert_not_null(buf);
+        for (;;) {
+                if (len == cap) {
+                        cap *= 2;
+                        buf = realloc(buf, cap + 1);
+                        cr_assert_not_null(buf);
+                }
+                ssize_t n = read(fd, buf + len, cap - len);
+                cr_assert_geq(n, 0, "read %s: %s", path, strerror(errno));
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+        close(fd);
+        buf[len] = '\0';
+        if (ret_len)
+                *ret_len = len;
+        return buf;
+}
+
+static void write_whole_file(const char *path, const void *buf, size_t len) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+        cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+        for (size_t off = 0; off < len;) {
+                ssize_t n = write(fd, (const char *)buf + off, len - off);
+                cr_assert_gt(n, 0, "write %s: %s", path, strerror(errno));
+                off += (size_t)n;
+        }
+        close(fd);
+}
+
+/* Gives the peer its files in the test's directory. */
+static void peer_init(Peer *p) {
+        unsigned id = n_peers++;
+
+        cr_assert_lt(id, MAX_PEERS, "too many peers in one test");
+        memset(p, 0, sizeof(*p));
+        p->in = -1;
+        snprintf(p->out_path, sizeof(p->out_path), "%s/peer%u.out", tls_box.dir, id);
+        snprintf(p->err_path, sizeof(p->err_path), "%s/peer%u.err", tls_box.dir, id);
+        snprintf(p->recv_path, sizeof(p->recv_path), "%s/peer%u.recv", tls_box.dir, id);
+        write_whole_file(p->recv_path, "", 0);
+}
+
+/* Starts argv (NULL-terminated, argv[0] a path) as the initialised peer. */
+static void peer_exec(Peer *p, const char *const argv[], bool stdin_pipe) {
+        int in[2] = {-1, -1}, out, err, null;
+
+        out = open(p->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        err = open(p->err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        cr_assert(out >= 0 && err >= 0 && null >= 0);
+        if (stdin_pipe)
+                cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
+
+        p->pid = fork();
+        cr_assert_geq(p->pid, 0);
+        if (p->pid == 0) {
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                signal(SIGPIPE, SIG_DFL);
+                if (dup2(stdin_pipe ? in[0] : null, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+                    dup2(err, STDERR_FILENO) < 0)
+                        _exit(127);
+                execv(argv[0], (char *const *)argv);
+                _exit(127);
+        }
+        child_register(p->pid);
+        close(out);
+        close(err);
+        close(null);
+        if (stdin_pipe) {
+                close(in[0]);
+                p->in = in[1];
+        }
+}
+
+static bool peer_exited(Peer *p) {
+        if (!p->reaped && waitpid(p->pid, NULL, WNOHANG) == p->pid) {
+                p->reaped = true;
+                child_forget(p->pid);
+        }
+        return p->reaped;
+}
+
+/* Stops the peer by its PID: SIGTERM, then SIGKILL after 5 s. */
+static void peer_stop(Peer *p) {
+        int64_t end = harness_now_ms() + 5000;
+
+        if (p->in >= 0)
+                close(p->in);
+        p->in = -1;
+        if (p->pid <= 0 || peer_exited(p))
+                return;
+        (void)kill(p->pid, SIGTERM);
+        while (!peer_exited(p)) {
+                if (harness_now_ms() >= end) {
+                        (void)kill(p->pid, SIGKILL);
+                        (void)waitpid(p->pid, NULL, 0);
+                        p->reaped = true;
+                        child_forget(p->pid);
+                        break;
+                }
+                harness_sleep_ms(5);
+        }
+}
+
+static bool tcp_port_listening(uint16_t port) {
+        static const char *const files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+        bool found = false;
+
+        for (size_t i = 0; i < 2 && !found; i++) {
+                FILE *f = fopen(files[i], "re");
+                char line[512];
+
+                if (!f)
+                        continue;
+                while (!found && fgets(line, sizeof(line), f)) {
+                        char local[128];
+                        unsigned st;
+                        char *colon;
+
+                        if (sscanf(line, " %*s %127s %*s %x", local, &st) != 2)
+                                continue;
+                        colon = strrchr(local, ':');
+                        found = colon && strtoul(colon + 1, NULL, 16) == port && st == 0x0A;
+                }
+                fclose(f);
+        }
+        return found;
+}
+
+/* Waits ≤ 10 s until the peer listens on its TCP port, or on path. */
+static void peer_wait_listening(Peer *p, const char *path) {
+        int64_t end = harness_now_ms() + harness_ms(10000);
+
+        while (path ? !harness_unix_listening(path) : !tcp_port_listening(p->port)) {
+                if (peer_exited(p))
+                        cr_assert_fail("the TLS peer exited: %s", read_whole_file(p->err_path, NULL));
+                cr_assert_lt(harness_now_ms(), end, "the TLS peer does not listen after 10 s");
+                harness_sleep_ms(10);
+        }
+}
+
+/* True when the peer's stdout has a line that is 'line', or that starts
+ * with 'line' and a space (waits ≤ timeout_ms). */
+static bool peer_has_event(Peer *p, const char *line, int timeout_ms) {
+        int64_t end = harness_now_ms() + harness_ms(timeout_ms);
+        size_t len = strlen(line);
+
+        for (;;) {
+                char *text = read_whole_file(p->out_path, NULL);
+                bool found = false;
+
+                for (const char *at = text; (at = strstr(at, line)); at += len)
+                        if ((at == text || at[-1] == '\n') && (at[len] == '\n' || at[len] == ' ')) {
+                                found = true;
+                                break;
+                        }
+                free(text);
+                if (found)
+                        return true;
+                if (harness_now_ms() >= end)
+                        return false;
+                harness_sleep_ms(10);
+        }
+}
+
+static void peer_expect_event(Peer *p, const char *line) {
+        if (!peer_has_event(p, line, 5000)) {
+                char *text = read_whole_file(p->out_path, NULL);
+                cr_assert_fail("the TLS peer never logged \"%s\"; it logged:\n%s", line, text);
+        }
+}
+
+/* Starts tls-peer.py with cert and key (files of main()) on a free TCP port
+ * of 127.0.0.1, or on the Unix socket unix_path, with extra arguments
+ * (NULL-terminated, may be NULL); returns once it listens. */
+static void py_peer_start(Peer *p, const char *cert, const char *key, const char *unix_path,
+                          const char *const extra[]) {
+        const char *argv[32] = {PYTHON};
+        char script[128], port[16];
+        size_t n = 1;
+
+        peer_init(p);
+        p->port = unix_path ? 0 : harness_free_port();
+        snprintf(script, sizeof(script), "%s/tls-peer.py", tls_box.dir);
+        write_whole_file(script, tls_peer_py, strlen(tls_peer_py));
+        snprintf(port, sizeof(port), "%u", (unsigned)p->port);
+        argv[n++] = script;
+        argv[n++] = "--cert";
+        argv[n++] = tls_file(cert);
+        argv[n++] = "--key";
+        argv[n++] = tls_file(key);
+        argv[n++] = unix_path ? "--unix" : "--port";
+        argv[n++] = unix_path ? unix_path : port;
+        argv[n++] = "--out";
+        argv[n++] = p->recv_path;
+        for (size_t i = 0; extra && extra[i]; i++) {
+                cr_assert_lt(n, 30);
+                argv[n++] = extra[i];
+        }
+        argv[n] = NULL;
+
+        peer_exec(p, argv, false);
+        peer_wait_listening(p, unix_path);
+        peer_expect_event(p, "ready");
+}
+
+/* The bytes the peer has received so far. */
+static char *peer_received(Peer *p, size_t *ret_len) {
+        return read_whole_file(p->recv_path, ret_len);
+}
+
+/* Waits ≤ timeout_ms until the peer has received exactly len bytes, equal
+ * to want. */
+static void peer_expect_received(Peer *p, const char *want, size_t len, int timeout_ms) {
+        int64_t end = harness_now_ms() + harness_ms(timeout_ms);
+
+        for (;;) {
+                size_t got_len;
+                char *got = peer_received(p, &got_len);
+
+                if (got_len >= len || harness_now_ms() >= end) {
+                        cr_assert_eq(got_len, len, "the TLS peer received %zu bytes, expected %zu", got_len,
+                                     len);
+                        assert_same_bytes(got, want, len);
+                        free(got);
+                        return;
+                }
+                free(got);
+                harness_sleep_ms(10);
+        }
+}
+
+static const char *tls_addr(const Peer *p) {
+        return addr_of(p->port);
+}
+
+/* Like ebcat_expect_exit, for a status 0 whose stderr must be exactly
+ * 'stderr_text'. */
+static void ebcat_expect_exit_0_saying(Ebcat *e, const char *stderr_text, int timeout_ms) {
+        int r = ebcat_wait(e, timeout_ms);
+        const char *err;
+
+        cr_assert_neq(r, -1, "ebcat still running after %d ms", timeout_ms);
+        err = ebcat_stderr(e);
+        cr_assert_eq(r, 0, "ebcat exited with %d; stderr: %s", r, err);
+        cr_assert_str_eq(err, stderr_text);
+}
+
+/* Runs ebcat with args and input on its stdin (a pipe, closed after the
+ * input); ebcat must exit 0 with nothing on stderr. The caller closes e. */
+static void ebcat_run_input_tls(Ebcat *e, const char *const args[], const char *input) {
+        ebcat_spawn(e, args, STDIO_PIPE, STDIO_PIPE);
+        ebcat_write(e, input);
+        ebcat_close_stdin(e);
+        ebcat_expect_exit(e, 0, 5000);
+}
+
+/* Runs ebcat with args and stdin /dev/null; it must fail (status 1) with
+ * exactly the line want on stderr. */
+static void ebcat_expect_failure(const char *const args[], const char *want) {
+        Ebcat e;
+
+        ebcat_spawn_null(&e, args);
+        cr_assert_str_eq(ebcat_expect_exit(&e, 1, 15000), want);
+        ebcat_close(&e);
+}
+
+/* Binary bytes, every value from 0 to 255, in lines; the last one without
+ * its LF (the server appends one, not ebcat). */
+static size_t binary_lines(char *buf, size_t size) {
+        size_t len = 0;
+
+        for (unsigned v = 0; v < 256; v++) {
+                cr_assert_lt(len + 3, size);
+                buf[len++] = (char)v;
+                if (v % 32 == 31)
+                        buf[len++] = '\n';
+        }
+        memcpy(buf + len, "\r\nno-final-lf", 13);
+        return len + 13;
+}
+
+Test(ebcat, tls_verified_ip_address_relays_both_ways_binary_safe) {
+        tls_require();
+        python_require();
+        char in[512], out[512];
+        size_t len = binary_lines(in, sizeof(in));
+        Peer peer;
+        Ebcat e;
+
+        py_peer_start(&peer, "server.pem", "leaf.key", NULL, (const char *[]){"--echo", NULL});
+        ebcat_spawn(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), tls_addr(&peer), NULL},
+                    STDIO_PIPE, STDIO_PIPE);
+        for (size_t off = 0; off < len;) {
+                ssize_t n = write(e.in, in + off, len - off);
+                cr_assert_gt(n, 0);
+                off += (size_t)n;
+        }
+        ebcat_read_exact(&e, out, len, 5000); /* echoed while stdin is open */
+        assert_same_bytes(out, in, len);
+
+        ebcat_close_stdin(&e); /* close_notify, then the server's */
+        ebcat_expect_exit(&e, 0, 5000);
+        cr_assert_eq(ebcat_read_line(&e, out, sizeof(out), 1000), -1, "more on stdout");
+        peer_expect_received(&peer, in, len, 5000);
+        peer_expect_event(&peer, "sni=-"); /* no SNI for an address */
+        peer_expect_event(&peer, "eof=close_notify");
+        ebcat_close(&e);
+        peer_stop(&peer);
+}
+
+Test(ebcat, tls_default_mode_large_echo_arrives_whole_and_in_order) {
+        tls_require();
+        python_require();
+        enum { SIZE = 2000000 };
+        char *data = make_lines(SIZE), *got = malloc(SIZE);
+        size_t sent = 0, received = 0;
+        int64_t end = harness_now_ms() + harness_ms(60000);
+        Peer peer;
+        Ebcat e;
+
+        cr_assert_not_null(got);
+        py_peer_start(&peer, "server.pem", "leaf.key", NULL, (const char *[]){"--echo", NULL});
+        ebcat_spawn(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), tls_addr(&peer), NULL},
+                    STDIO_PIPE, STDIO_PIPE);
+        cr_assert_eq(fcntl(e.in, F_SETFL, O_NONBLOCK), 0);
+        /* Both directions at once: ebcat reads and writes TLS records in one
+         * loop while neither side waits for the other. */
+        while (received < SIZE) {
+                struct pollfd p[2] = {
+                        {.fd = e.in, .events = POLLOUT},
+                        {.fd = e.out, .events = POLLIN},
+                };
+                ssize_t n;
+
+                cr_assert_lt(harness_now_ms(), end, "sent %zu, received %zu of %u bytes in 60 s", sent,
+                             received, SIZE);
+                (void)poll(p, 2, 100);
+                if (e.in >= 0 && p[0].revents) {
+                        n = write(e.in, data + sent, SIZE - sent);
+                        cr_assert(n > 0 || errno == EAGAIN, "write: %s", strerror(errno));
+                        if (n > 0)
+                                sent += (size_t)n;
+                        if (sent == SIZE)
+                                ebcat_close_stdin(&e);
+                }
+                if (p[1].revents) {
+                        n = read(e.out, got + received, SIZE - received);
+                        cr_assert(n > 0 || (n < 0 && errno == EAGAIN), "read: %zd %s", n, strerror(errno));
+                        if (n > 0)
+                                received += (size_t)n;
+                }
+        }
+        assert_same_bytes(got, data, SIZE);
+        ebcat_expect_exit(&e, 0, 5000);
+        peer_expect_event(&peer, "eof=close_notify");
+        ebcat_close(&e);
+        peer_stop(&peer);
+        free(data);
+        free(got);
+}
+
+Test(ebcat, tls_host_name_is_verified_and_sent_as_sni) {
+        char why[256], addr[64];
+        if (!localhost_resolves_to_loopback(why, sizeof why))
+                cr_skip_test("the host's name resolution: %s", why);
+        tls_require();
+        python_require();
+        Peer peer;
+        Ebcat e;
+
+        py_peer_start(&peer, "server.pem", "leaf.key", NULL, NULL);
+        snprintf(addr, sizeof(addr), "localhost:%u", (unsigned)peer.port);
+        ebcat_run_input_tls(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), "-s", addr, NULL},
+                            "by-name\n");
+        peer_expect_received(&peer, "by-name\n", 8, 5000);
+        peer_expect_event(&peer, "sni=localhost");
+        ebcat_close(&e);
+        peer_stop(&peer);
+}
+
+Test(ebcat, tls_ipv6_address_is_verified) {
+        if (!harness_have_ipv6())
+                cr_skip_test("no IPv6 on loopback");
+        tls_require();
+        python_require();
+        char addr[64];
+        Peer peer;
+        Ebcat e;
+
+        py_peer_start(&peer, "server.pem", "leaf.key", NULL, (const char *[]){"--host", "::1", NULL});
+        snprintf(addr, sizeof(addr), "[::1]:%u", (unsigned)peer.port);
+        ebcat_run_input_tls(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), "-s", addr, NULL},
+                            "six\n");
+        peer_expect_received(&peer, "six\n", 4, 5000);
+        peer_expect_event(&peer, "sni=-");
+        ebcat_close(&e);
+        peer_stop(&peer);
+}
+
+Test(ebcat, tls_name_mismatch_is_refused_with_one_line) {
+        tls_require();
+        python_require();
+        char want[256], why[256], addr[64];
+        size_t len;
+        Peer peer;
+        Ebcat e;
+
+        /* other.pem is from the right CA, for elsewhere.example and
+         * 192.0.2.1 only. */
+        py_peer_start(&peer, "other.pem", "leaf.key", NULL, NULL);
+        snprintf(want, sizeof(want),
+                 "ebcat: cannot connect to %s: certificate verification failed: IP address mismatch\n",
+                 tls_addr(&peer));
+        ebcat_spawn(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), tls_addr(&peer), NULL},
+                    STDIO_PIPE, STDIO_PIPE);
+        ebcat_write(&e, "must-not-be-sent\n");
+        cr_assert_str_eq(ebcat_expect_exit(&e, 1, 15000), want);
+        ebcat_close(&e);
+
+        if (localhost_resolves_to_loopback(why, sizeof why)) {
+                snprintf(addr, sizeof(addr), "localhost:%u", (unsigned)peer.port);
+                snprintf(want, sizeof(want),
+                         "ebcat: cannot connect to %s: certificate verification failed: hostname mismatch\n",
+                         addr);
+                ebcat_expect_failure((const char *[]){"--tls", "--ca", tls_file("ca.pem"), "-l", addr, NULL},
+                                     want);
+        }
+        free(peer_received(&peer, &len));
+        cr_assert_eq(len, 0, "the peer received %zu bytes", len);
+        peer_stop(&peer);
+}
+
+Test(ebcat, tls_untrusted_ca_is_refused_with_one_line) {
+        tls_require();
+        python_require();
+        char want[256];
+        Peer peer;
+
+        py_peer_start(&peer, "server.pem", "leaf.key", NULL, NULL);
+        snprintf(want, sizeof(want),
+                 "ebcat: cannot connect to %s: certificate verification failed: unable to get local issuer "
+                 "certificate\n",
+                 tls_addr(&peer));
+        /* Another CA given, and the system's (which know nothing of ours). */
+        ebcat_expect_failure(
+                (const char *[]){"--tls", "--ca", tls_file("rogue-ca.pem"), tls_addr(&peer), NULL}, want);
+        ebcat_expect_failure((const char *[]){"--tls", "-s", tls_addr(&peer), NULL}, want);
+        peer_expect_event(&peer, "handshake-failed TLSV1_ALERT_UNKNOWN_CA");
+        peer_stop(&peer);
+}
+
+Test(ebcat, tls_insecure_connects_with_a_warning) {
+        tls_require();
+        python_require();
+        const char *warning = "ebcat: warning: --insecure: the server's certificate is not verified\n";
+        Peer peer;
+        Ebcat e;
+
+        /* Neither the CA nor the names are checked. */
+        py_peer_start(&peer, "other.pem", "leaf.key", NULL, NULL);
+        ebcat_spawn(&e, (const char *[]){"--tls", "--insecure", "-s", tls_addr(&peer), NULL}, STDIO_PIPE,
+                    STDIO_PIPE);
+        ebcat_write(&e, "unverified\n");
+        ebcat_close_stdin(&e);
+        ebcat_expect_exit_0_saying(&e, warning, 5000);
+        peer_expect_received(&peer, "unverified\n", 11, 5000);
+        ebcat_close(&e);
+        peer_stop(&peer);
+}
+
+/* openssl s_server, which requires a client certificate from the test CA;
+ * its stdin (p->in) goes to the client, what it receives to its stdout. */
+static void s_server_start(Peer *p) {
+        const char *openssl = getenv(OPENSSL_ENV);
+        char accept[32];
+
+        peer_init(p);
+        p->port = harness_free_port();
+        snprintf(accept, sizeof(accept), "127.0.0.1:%u", (unsigned)p->port);
+        peer_exec(p,
+                  (const char *[]){openssl, "s_server", "-accept", accept, "-cert", tls_file("server.pem"),
+                                   "-key", tls_file("leaf.key"), "-Verify", "1", "-CAfile",
+                                   tls_file("ca.pem"), "-quiet", NULL},
+                  true);
+        peer_wait_listening(p, NULL);
+}
+
+Test(ebcat, tls_client_certificate_is_presented) {
+        tls_require();
+        char line[64];
+        Peer server;
+        Ebcat e;
+
+        s_server_start(&server);
+        ebcat_spawn(&e,
+                    (const char *[]){"--tls", "--ca", tls_file("ca.pem"), "--cert", tls_file("client.pem"),
+                                     "--key", tls_file("leaf.key"), tls_addr(&server), NULL},
+                    STDIO_PIPE, STDIO_PIPE);
+        ebcat_write(&e, "from-ebcat\n");
+        int64_t end = harness_now_ms() + harness_ms(5000);
+        for (;;) {
+                char *got = read_whole_file(server.out_path, NULL);
+                bool done = strcmp(got, "from-ebcat\n") == 0;
+                free(got);
+                if (done)
+                        break;
+                cr_assert_lt(harness_now_ms(), end, "s_server did not receive the line");
+                harness_sleep_ms(10);
+        }
+        cr_assert_eq(write(server.in, "from-server\n", 12), 12);
+        ebcat_expect_line(&e, "from-server\n");
+        ebcat_close_stdin(&e);
+        ebcat_expect_exit(&e, 0, 5000);
+        cr_assert_eq(ebcat_read_line(&e, line, sizeof(line), 1000), -1);
+        ebcat_close(&e);
+        char *log = read_whole_file(server.err_path, NULL);
+        cr_assert(strstr(log, "CN = ebcat-client"), "s_server saw no client certificate:\n%s", log);
+        free(log);
+
+        /* Without one, the server refuses the connection. */
+        ebcat_spawn(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), "-s", tls_addr(&server), NULL},
+                    STDIO_PIPE, STDIO_PIPE);
+        ebcat_write(&e, "anonymous\n");
+        ebcat_close_stdin(&e);
+        const char *err = ebcat_expect_exit(&e, 1, 5000);
+        cr_assert(strstr(err, "certificate"), "stderr: %s", err);
+        ebcat_close(&e);
+        peer_stop(&server);
+}
+
+Test(ebcat, tls_listen_only_large_stream_then_the_server_closes) {
+        tls_require();
+        python_require();
+        char *data = make_lines(LARGE_BYTES), *got = malloc(LARGE_BYTES), path[256], line[64];
+        Peer peer;
+        Ebcat e;
+
+        cr_assert_not_null(got);
+        snprintf(path, sizeof(path), "%s/stream", tls_box.dir);
+        write_whole_file(path, data, LARGE_BYTES);
+        py_peer_start(&peer, "server.pem", "leaf.key", NULL,
+                      (const char *[]){"--send", path, "--read", "none", NULL});
+        ebcat_spawn(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), "-l", tls_addr(&peer), NULL},
+                    STDIO_PIPE, STDIO_PIPE);
+        ebcat_write(&e, "must-not-be-sent\n"); /* stdin stays open */
+        /* A reader that starts late: ebcat's buffer fills while OpenSSL
+         * holds decrypted records that no poll event announces. */
+        harness_sleep_ms(300);
+        ebcat_read_exact(&e, got, LARGE_BYTES, 60000);
+        assert_same_bytes(got, data, LARGE_BYTES);
+        ebcat_expect_exit(&e, 0, 5000); /* on the server's close_notify */
+        cr_assert_eq(ebcat_read_line(&e, line, sizeof(line), 1000), -1);
+        ebcat_close(&e);
+        peer_expect_event(&peer, "closed");
+        cr_assert(!peer_has_event(&peer, "unwrap", 0), "ebcat did not answer the close_notify");
+        peer_stop(&peer);
+        free(data);
+        free(got);
+}
+
+Test(ebcat, tls_records_held_inside_openssl_come_out_without_a_socket_event) {
+        tls_require();
+        python_require();
+        /* More than the stdout pipe and ebcat's buffer hold, not a whole
+         * number of records; then the server sends nothing more. */
+        enum { SIZE = 300000 + 1234 };
+        char *data = make_lines(300000), *got = malloc(SIZE), path[256], want[256];
+        Peer peer;
+        Ebcat e;
+
+        cr_assert(data && got);
+        data = realloc(data, SIZE);
+        cr_assert_not_null(data);
+        memset(data + 300000, 'z', 1233);
+        data[SIZE - 1] = '\n';
+        snprintf(path, sizeof(path), "%s/held", tls_box.dir);
+        write_whole_file(path, data, SIZE);
+        py_peer_start(&peer, "server.pem", "leaf.key", NULL, (const char *[]){"--send", path, NULL});
+        ebcat_spawn(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), "-l", tls_addr(&peer), NULL},
+                    STDIO_PIPE, STDIO_PIPE);
+        /* A reader that starts late: ebcat's buffer fills while a record is
+         * half read, whose rest OpenSSL holds once the socket is empty. */
+        harness_sleep_ms(500);
+        ebcat_read_exact(&e, got, SIZE, 5000);
+        assert_same_bytes(got, data, SIZE);
+
+        /* The server is killed: no close_notify. */
+        snprintf(want, sizeof(want), "ebcat: connection to %s lost: closed without a TLS close_notify\n",
+                 tls_addr(&peer));
+        peer_stop(&peer);
+        cr_assert_str_eq(ebcat_expect_exit(&e, 1, 5000), want);
+        ebcat_close(&e);
+        free(data);
+        free(got);
+}
+
+Test(ebcat, tls_default_mode_ends_with_status_0_when_the_server_closes) {
+        tls_require();
+        python_require();
+        char path[256];
+        Peer peer;
+        Ebcat e;
+
+        snprintf(path, sizeof(path), "%s/bye", tls_box.dir);
+        write_whole_file(path, "bye\n", 4);
+        py_peer_start(&peer, "server.pem", "leaf.key", NULL,
+                      (const char *[]){"--send", path, "--read", "none", NULL});
+        ebcat_spawn(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), tls_addr(&peer), NULL},
+                    STDIO_PIPE, STDIO_PIPE);
+        ebcat_expect_line(&e, "bye\n");
+        ebcat_expect_exit(&e, 0, 5000); /* stdin still open */
+        ebcat_close(&e);
+        peer_stop(&peer);
+}
+
+Test(ebcat, tls_server_closing_without_close_notify_is_an_error) {
+        tls_require();
+        python_require();
+        char path[256], want[256];
+        Peer peer;
+        Ebcat e;
+
+        snprintf(path, sizeof(path), "%s/cut", tls_box.dir);
+        write_whole_file(path, "before-the-cut\n", 15);
+        py_peer_start(&peer, "server.pem", "leaf.key", NULL,
+                      (const char *[]){"--send", path, "--read", "none", "--close", "cut", NULL});
+        snprintf(want, sizeof(want), "ebcat: connection to %s lost: closed without a TLS close_notify\n",
+                 tls_addr(&peer));
+        ebcat_spawn(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), "-l", tls_addr(&peer), NULL},
+                    STDIO_PIPE, STDIO_PIPE);
+        ebcat_expect_line(&e, "before-the-cut\n"); /* what came is written out */
+        cr_assert_str_eq(ebcat_expect_exit(&e, 1, 5000), want);
+        ebcat_close(&e);
+        peer_stop(&peer);
+}
+
+Test(ebcat, tls_server_may_close_without_close_notify_after_ours) {
+        tls_require();
+        python_require();
+        Peer peer;
+        Ebcat e;
+
+        py_peer_start(&peer, "server.pem", "leaf.key", NULL,
+                      (const char *[]){"--echo", "--close", "cut", NULL});
+        ebcat_spawn(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), tls_addr(&peer), NULL},
+                    STDIO_PIPE, STDIO_PIPE);
+        ebcat_write(&e, "ping\n");
+        ebcat_expect_line(&e, "ping\n");
+        ebcat_close_stdin(&e);
+        ebcat_expect_exit(&e, 0, 5000);
+        peer_expect_event(&peer, "eof=close_notify");
+        ebcat_close(&e);
+        peer_stop(&peer);
+}
+
+Test(ebcat, tls_send_only_large_input_to_a_slow_reader_arrives_whole) {
+        tls_require();
+        python_require();
+        char *data = make_lines(LARGE_BYTES), noise[256], line[64];
+        int in = write_temp_file(data, LARGE_BYTES);
+        Peer peer;
+        Ebcat e;
+
+        /* The server sends too, which ebcat -s reads and discards; it starts
+         * reading late and slowly, so ebcat's writes wait for the socket. */
+        snprintf(noise, sizeof(noise), "%s/noise", tls_box.dir);
+        write_whole_file(noise, data, 100000);
+        py_peer_start(&peer, "server.pem", "leaf.key", NULL,
+                      (const char *[]){"--send", noise, "--delay", "0.5", "--rcvbuf", "4096", NULL});
+        ebcat_spawn(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), "-s", tls_addr(&peer), NULL},
+                    in, STDIO_PIPE);
+        close(in);
+        ebcat_expect_exit(&e, 0, 60000);
+        cr_assert_eq(ebcat_read_line(&e, line, sizeof(line), 1000), -1, "ebcat -s wrote to stdout");
+        peer_expect_received(&peer, data, LARGE_BYTES, 5000);
+        peer_expect_event(&peer, "eof=close_notify");
+        ebcat_close(&e);
+        peer_stop(&peer);
+        free(data);
+}
+
+Test(ebcat, tls_send_only_cut_short_by_the_server_fails) {
+        tls_require();
+        python_require();
+        char want[256];
+        Peer peer;
+        Ebcat e;
+
+        py_peer_start(&peer, "server.pem", "leaf.key", NULL, (const char *[]){"--read", "line", NULL});
+        snprintf(want, sizeof(want), "ebcat: %s closed the connection before all input was sent\n",
+                 tls_addr(&peer));
+        ebcat_spawn(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), "-s", tls_addr(&peer), NULL},
+                    STDIO_PIPE, STDIO_PIPE);
+        ebcat_write(&e, "hello\n");
+        peer_expect_received(&peer, "hello\n", 6, 5000);
+        cr_assert_str_eq(ebcat_expect_exit(&e, 1, 5000), want); /* stdin still open */
+        ebcat_close(&e);
+        peer_stop(&peer);
+}
+
+Test(ebcat, tls_over_a_unix_socket_verifies_the_chain_not_the_name) {
+        tls_require();
+        python_require();
+        char path[128], want[256];
+        Peer peer;
+        Ebcat e;
+
+        snprintf(path, sizeof(path), "%s/tls.sock", tls_box.dir);
+        py_peer_start(&peer, "other.pem", "leaf.key", path, NULL);
+        ebcat_run_input_tls(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), "-s", path, NULL},
+                            "over-unix\n");
+        peer_expect_received(&peer, "over-unix\n", 10, 5000);
+        peer_expect_event(&peer, "sni=-");
+        ebcat_close(&e);
+
+        snprintf(want, sizeof(want),
+                 "ebcat: cannot connect to %s: certificate verification failed: unable to get local issuer "
+                 "certificate\n",
+                 path);
+        ebcat_expect_failure((const char *[]){"--tls", "--ca", tls_file("rogue-ca.pem"), "-l", path, NULL},
+                             want);
+        peer_stop(&peer);
+}
+
+Test(ebcat, tls_to_a_plain_server_fails_the_handshake) {
+        tls_require();
+        uint16_t port = start_daemon();
+        int c = client_connect(port);
+        int64_t end = harness_now_ms() + harness_ms(10000);
+        char want[128];
+        const char *err;
+        Ebcat e;
+
+        /* The relay passes ebcat's ClientHello on as bytes and sends ebcat
+         * plain lines back, which are no TLS records. */
+        ebcat_spawn_null(&e, (const char *[]){"--tls", "--ca", tls_file("ca.pem"), addr_of(port), NULL});
+        while (ebcat_wait(&e, 0) == -1) {
+                cr_assert_lt(harness_now_ms(), end, "ebcat still in the handshake after 10 s");
+                client_send_str(c, "plain text\n");
+                harness_sleep_ms(50);
+        }
+        snprintf(want, sizeof(want), "ebcat: cannot connect to %s: TLS handshake failed: ", addr_of(port));
+        err = ebcat_expect_exit(&e, 1, 0);
+        cr_assert(strncmp(err, want, strlen(want)) == 0, "stderr: %s", err);
+        ebcat_close(&e);
+        close(c);
+}
+
+Test(ebcat, tls_usage_errors_exit_2_with_one_line) {
+        const char *cases[][6] = {
+                {"--ca", "ca.pem", "127.0.0.1:1", NULL},
+                {"--cert", "c.pem", "--key", "k.pem", "127.0.0.1:1", NULL},
+                {"--insecure", "127.0.0.1:1", NULL},
+                {"--tls", "--cert", "c.pem", "127.0.0.1:1", NULL},
+                {"--tls", "--key", "k.pem", "127.0.0.1:1", NULL},
+                {"--tls", "--insecure", "--ca", "ca.pem", "127.0.0.1:1", NULL},
+                {"--tls=yes", "127.0.0.1:1", NULL},
+                {"--tls", "--ca", NULL},
+                {"--tls", "-l", "-s", "127.0.0.1:1", NULL},
+                {"--tls", "*:7878", NULL},
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                Ebcat e;
+
+                ebcat_spawn_null(&e, cases[i]);
+                ebcat_expect_exit(&e, 2, 5000);
+                ebcat_close(&e);
+        }
+}
+
+Test(ebcat, tls_unusable_files_exit_1_before_connecting) {
+        tls_require();
+        /* A port where nothing listens: the files are checked first. */
+        const char *addr = addr_of(harness_free_port());
+        char want[512];
+
+        ebcat_expect_failure((const char *[]){"--tls", "--ca", "/nonexistent/ca.pem", addr, NULL},
+                             "ebcat: cannot load CA certificates from /nonexistent/ca.pem: No such file or "
+                             "directory\n");
+        snprintf(want, sizeof(want),
+                 "ebcat: cannot load CA certificates from %s: no certificate or crl found\n",
+                 tls_file("leaf.key"));
+        ebcat_expect_failure((const char *[]){"--tls", "--ca", tls_file("leaf.key"), addr, NULL}, want);
+        ebcat_expect_failure(
+                (const char *[]){"--tls", "--cert", "/nonexistent/c.pem", "--key", tls_file("leaf.key"),
+                                 addr, NULL},
+                "ebcat: cannot load the certificate /nonexistent/c.pem: No such file or directory\n");
+        snprintf(want, sizeof(want), "ebcat: cannot load the private key %s: key values mismatch\n",
+                 tls_file("rogue-ca.key"));
+        ebcat_expect_failure((const char *[]){"--tls", "--cert", tls_file("client.pem"), "--key",
+                                              tls_file("rogue-ca.key"), addr, NULL},
+                             want);
+}
+
+/* --- The certificates of the TLS tests, made by main() --------------------- */
+
+static bool find_in_path(const char *name, char *buf, size_t size) {
+        const char *path = getenv("PATH");
+
+        for (const char *dir = path ? path : "/usr/bin:/bin"; *dir;) {
+                size_t len = strcspn(dir, ":");
+
+                if (len > 0 && (size_t)snprintf(buf, size, "%.*s/%s", (int)len, dir, name) < size &&
+                    access(buf, X_OK) == 0)
+                        return true;
+                dir += len;
+                if (*dir == ':')
+                        dir++;
+        }
+        return false;
+}
+
+/* Runs argv (argv[0] a path) with stdout and stderr appended to log_path;
+ * returns its exit status, or -1 (not run, killed, or still running after
+ * 60 s, then killed by its PID). */
+static int run_logged(const char *const argv[], const char *log_path) {
+        int64_t end = harness_now_ms() + 60000;
+        int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        int status;
+        pid_t pid;
+
+        if (log < 0 || null < 0)
+                return -1;
+        pid = fork();
+        if (pid == 0) {
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (dup2(null, STDIN_FILENO) < 0 || dup2(log, STDOUT_FILENO) < 0 ||
+                    dup2(log, STDERR_FILENO) < 0)
+                        _exit(127);
+                execv(argv[0], (char *const *)argv);
+                _exit(127);
+        }
+        close(log);
+        close(null);
+        if (pid < 0)
+                return -1;
+        for (;;) {
+                pid_t r = waitpid(pid, &status, WNOHANG);
+
+                if (r == pid)
+                        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+                if (r < 0)
+                        return -1;
+                if (harness_now_ms() >= end) {
+                        (void)kill(pid, SIGKILL);
+                        (void)waitpid(pid, NULL, 0);
+                        return -1;
+                }
+                harness_sleep_ms(10);
+        }
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void)st;
+        (void)flag;
+        (void)ftw;
+        return remove(path);
+}
+
+static char tls_dir_made[64];
+
+/* A CA, a second CA nobody trusts, and from the first: a server certificate
+ * for 127.0.0.1, ::1 and localhost, one for other names (elsewhere.example,
+ * 192.0.2.1), and a client certificate; the three share leaf.key. Sets the
+ * environment the tests read (TLS_DIR_ENV, OPENSSL_ENV, or TLS_SKIP_ENV with
+ * the reason; PYTHON_SKIP_ENV). */
+static void tls_setup(void) {
+        char openssl[4096], log[128], file[16][128];
+        const char *ca_ext[] = {"-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+                                "keyUsage=critical,keyCertSign,cRLSign"};
+        size_t n_file = 0;
+
+        if (access(PYTHON, X_OK) != 0)
+                (void)setenv(PYTHON_SKIP_ENV, PYTHON " is not installed", 1);
+        else if (run_logged((const char *[]){PYTHON, "-c", "import ssl", NULL}, "/dev/null") != 0)
+                (void)setenv(PYTHON_SKIP_ENV, PYTHON " has no ssl module", 1);
+
+        if (!find_in_path("openssl", openssl, sizeof(openssl))) {
+                (void)setenv(TLS_SKIP_ENV, "openssl is not installed", 1);
+                return;
+        }
+        snprintf(tls_dir_made, sizeof(tls_dir_made), "/tmp/test-ebcat-tls-XXXXXX");
+        if (!mkdtemp(tls_dir_made)) {
+                tls_dir_made[0] = '\0';
+                (void)setenv(TLS_SKIP_ENV, "cannot make a temporary directory", 1);
+                return;
+        }
+        snprintf(log, sizeof(log), "%s/openssl.log", tls_dir_made);
+#define F(name) (snprintf(file[n_file], sizeof(file[0]), "%s/%s", tls_dir_made, (name)), file[n_file++])
+        const char *ca_key = F("ca.key"), *ca_pem = F("ca.pem"), *rogue_key = F("rogue-ca.key"),
+                   *rogue_pem = F("rogue-ca.pem"), *leaf_key = F("leaf.key"), *server_pem = F("server.pem"),
+                   *other_pem = F("other.pem"), *client_pem = F("client.pem");
+#undef F
+        const char *const cmds[][32] = {
+                {openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                 "/CN=ebcat test CA", "-keyout", ca_key, "-out", ca_pem, ca_ext[0], ca_ext[1], ca_ext[2],
+                 ca_ext[3], NULL},
+                {openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                 "/CN=ebcat rogue CA", "-keyout", rogue_key, "-out", rogue_pem, ca_ext[0], ca_ext[1],
+                 ca_ext[2], ca_ext[3], NULL},
+                {openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out",
+                 leaf_key, NULL},
+                {openssl,
+                 "req",
+                 "-x509",
+                 "-key",
+                 leaf_key,
+                 "-days",
+                 "1",
+                 "-subj",
+                 "/CN=localhost",
+                 "-addext",
+                 "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost",
+                 "-addext",
+                 "basicConstraints=critical,CA:FALSE",
+                 "-addext",
+                 "extendedKeyUsage=serverAuth",
+                 "-CA",
+                 ca_pem,
+                 "-CAkey",
+                 ca_key,
+                 "-out",
+                 server_pem,
+                 NULL},
+                {openssl,
+                 "req",
+                 "-x509",
+                 "-key",
+                 leaf_key,
+                 "-days",
+                 "1",
+                 "-subj",
+                 "/CN=elsewhere.example",
+                 "-addext",
+                 "subjectAltName=DNS:elsewhere.example,IP:192.0.2.1",
+                 "-addext",
+                 "basicConstraints=critical,CA:FALSE",
+                 "-addext",
+                 "extendedKeyUsage=serverAuth",
+                 "-CA",
+                 ca_pem,
+                 "-CAkey",
+                 ca_key,
+                 "-out",
+                 other_pem,
+                 NULL},
+                {openssl,
+                 "req",
+                 "-x509",
+                 "-key",
+                 leaf_key,
+                 "-days",
+                 "1",
+                 "-subj",
+                 "/CN=ebcat-client",
+                 "-addext",
+                 "basicConstraints=critical,CA:FALSE",
+                 "-addext",
+                 "extendedKeyUsage=clientAuth",
+                 "-CA",
+                 ca_pem,
+                 "-CAkey",
+                 ca_key,
+                 "-out",
+                 client_pem,
+                 NULL},
+        };
+        for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+                if (run_logged(cmds[i], log) != 0) {
+                        /* A broken openssl is not a missing one: every TLS
+                         * test then fails with its output. */
+                        int fd = open(log, O_RDONLY | O_CLOEXEC);
+                        char text[2048] = "";
+                        ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+
+                        text[n > 0 ? n : 0] = '\0';
+                        if (fd >= 0)
+                                close(fd);
+                        (void)setenv(TLS_BROKEN_ENV, text, 1);
+                        break;
+                }
+        (void)setenv(TLS_DIR_ENV, tls_dir_made, 1);
+        (void)setenv(OPENSSL_ENV, openssl, 1);
+}
+
+static void tls_teardown(void) {
+        if (tls_dir_made[0] != '\0' && !getenv("EB_TEST_KEEP"))
+                (void)nftw(tls_dir_made, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* Tests run one at a time (unless -j says otherwise): several large
  * transfers at once on a small machine could starve a reader long enough
  * for the daemon to cut it off as slow, which is not what they test. */
@@ -940,8 +2091,11 @@ int main(int argc, char *argv[]) {
         int result = 0;
 
         criterion_options.jobs = 1;
-        if (criterion_handle_args(argc, argv, true))
+        if (criterion_handle_args(argc, argv, true)) {
+                tls_setup();
                 result = !criterion_run_all_tests(tests);
+                tls_teardown();
+        }
         criterion_finalize(tests);
         return result;
 }
