@@ -47,6 +47,17 @@ struct TlsConn {
 
 static char scratch[TLS_SCRATCH_SIZE];
 
+/* The line of setting 'name' in the tls group, else the group's. */
+static unsigned tls_line(const TlsConfig *cfg, const char *name) {
+        unsigned line = strcmp(name, "cert_file") == 0      ? cfg->cert_file_line
+                        : strcmp(name, "key_file") == 0     ? cfg->key_file_line
+                        : strcmp(name, "ca_file") == 0      ? cfg->ca_file_line
+                        : strcmp(name, "ciphers") == 0      ? cfg->ciphers_line
+                        : strcmp(name, "ciphersuites") == 0 ? cfg->ciphersuites_line
+                                                            : 0;
+        return line ? line : cfg->line;
+}
+
 /* "FILE:LINE: setting 'tls.NAME': what ... : OpenSSL's reason". */
 _printf_(5, 6) static int tls_error(const TlsConfig *cfg, char *err, size_t errlen, const char *name,
                                     const char *fmt, ...) {
@@ -61,7 +72,7 @@ _printf_(5, 6) static int tls_error(const TlsConfig *cfg, char *err, size_t errl
                 ERR_error_string_n(e, why, sizeof(why));
         ERR_clear_error();
         (void)snprintf(err, errlen, "%s:%u: setting 'tls.%s': %s%s%s", cfg->source ? cfg->source : "?",
-                       cfg->line, name, msg, why[0] ? ": " : "", why);
+                       tls_line(cfg, name), name, msg, why[0] ? ": " : "", why);
         return -EINVAL;
 }
 
@@ -73,13 +84,14 @@ static int tls_check_file(const TlsConfig *cfg, char *err, size_t errlen, const 
         if (fd < 0) {
                 int e = errno;
                 (void)snprintf(err, errlen, "%s:%u: setting 'tls.%s': cannot read %s: %s",
-                               cfg->source ? cfg->source : "?", cfg->line, name, path, strerror(e));
+                               cfg->source ? cfg->source : "?", tls_line(cfg, name), name, path,
+                               strerror(e));
                 return -e;
         }
         struct stat st;
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
                 (void)snprintf(err, errlen, "%s:%u: setting 'tls.%s': %s is not a regular file",
-                               cfg->source ? cfg->source : "?", cfg->line, name, path);
+                               cfg->source ? cfg->source : "?", tls_line(cfg, name), name, path);
                 return -EINVAL;
         }
         return 0;
