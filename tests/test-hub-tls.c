@@ -335,3 +335,88 @@ Test(hub_tls, a_tls_reader_that_stops_reading_is_cut_off) {
         close(sender);
         hub_free(&h);
 }
+
+/* What a TLS reader got, as numbered lines ("NNNNNN xxx...\n", LEN bytes):
+ * in order, each whole, with the gaps counted. */
+typedef struct Lines {
+        char buf[8192];
+        size_t len;
+        long last, gaps;
+} Lines;
+
+static void lines_take(Lines *l, Peer *p, size_t max) {
+        size_t n;
+        if (SSL_read_ex(p->ssl, l->buf + l->len, MIN(max, sizeof l->buf - l->len), &n) != 1) {
+                ERR_clear_error();
+                return;
+        }
+        l->len += n;
+        char *s = l->buf, *lf;
+        while ((lf = memchr(s, '\n', l->len - (size_t)(s - l->buf)))) {
+                cr_assert_eq(lf - s + 1, 100, "a broken line of %td bytes", lf - s + 1);
+                long seq = strtol(s, NULL, 10);
+                for (char *q = s + 7; q < lf; q++)
+                        cr_assert_eq(*q, 'a' + seq % 26, "line %ld is not whole", seq);
+                cr_assert_gt(seq, l->last, "line %ld after %ld", seq, l->last);
+                l->gaps += seq > l->last + 1;
+                l->last = seq;
+                s = lf + 1;
+        }
+        l->len -= (size_t)(s - l->buf);
+        memmove(l->buf, s, l->len);
+}
+
+/* Drop mode through TLS: a stalled TLS reader skips whole messages only,
+ * in order, even with a record OpenSSL could not finish pending when the
+ * drop comes. */
+Test(hub_tls, drop_mode_keeps_tls_messages_whole_and_in_order) {
+        enum { LEN = 100, COUNT = 3000 };
+        Hub h;
+        hub_new(&h, "slow_client = \"drop\";\nmax_queue_bytes = 16384;\nmax_message_bytes = 1024;\n",
+                TLS_CLIENT_AUTH_NONE);
+        Peer slow;
+        cr_assert(peer_connect(&h, &slow, NULL));
+        int sender = hub_plain(&h);
+        static Lines got = {.last = -1};
+        char msg[LEN];
+        for (int i = 0; i < COUNT; i++) {
+                int k = snprintf(msg, sizeof msg, "%06d ", i);
+                memset(msg + k, 'a' + i % 26, LEN - 1 - (size_t)k);
+                msg[LEN - 1] = '\n';
+                cr_assert_eq(write(sender, msg, LEN), LEN);
+                pump(&h, 1);
+                /* Read a little now and then: steadily too slow. */
+                if (i % 50 == 0)
+                        lines_take(&got, &slow, 512);
+        }
+        close(sender);
+        for (int i = 0; i < 2000 && got.last < COUNT - 1; i++) {
+                pump(&h, 1);
+                lines_take(&got, &slow, sizeof got.buf);
+        }
+        cr_assert_eq(got.last, COUNT - 1, "the slow reader stopped at message %ld", got.last);
+        cr_assert_gt(got.gaps, 0, "no gap: nothing was dropped for it");
+        cr_assert_gt(server_stats(h.s)->dropped, 0, "nothing was dropped");
+        cr_assert_eq(server_clients(h.s), 1, "the slow TLS reader was cut off in drop mode");
+        peer_free(&slow);
+        hub_free(&h);
+}
+
+/* Handshakes count towards max_clients. */
+Test(hub_tls, handshakes_count_towards_max_clients) {
+        Hub h;
+        hub_new(&h, "max_clients = 1;\n", TLS_CLIENT_AUTH_NONE);
+        int sv[2];
+        cr_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+        struct sockaddr addr = {.sa_family = AF_UNIX};
+        server_add_connection(h.s, sv[0], &addr, sizeof(sa_family_t), true, LISTEN_ROLE_BOTH);
+        int plain = hub_plain(&h);
+        cr_assert_eq(server_clients(h.s), 1);
+        cr_assert_eq(server_stats(h.s)->rejected, 1,
+                     "a client past max_clients was taken during a handshake");
+        char c;
+        cr_assert_eq(read(plain, &c, 1), 0, "the rejected client was not closed");
+        close(plain);
+        close(sv[1]);
+        hub_free(&h);
+}
