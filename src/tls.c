@@ -252,7 +252,6 @@ static ssize_t tls_failed(TlsConn *c, int ret) {
         int e = SSL_get_error(c->ssl, ret);
         switch (e) {
         case SSL_ERROR_WANT_READ:
-                return -EAGAIN;
         case SSL_ERROR_WANT_WRITE:
                 return -EAGAIN;
         case SSL_ERROR_ZERO_RETURN:
