@@ -110,16 +110,12 @@ int main(int argc, char *argv[]) {
         Config *config;
         bool used_defaults = false;
         char err[1024];
-        int r = config_load(config_path, explicit_path, &config, &used_defaults, err, sizeof(err));
-        /* An unusable certificate, key or cipher list is a configuration
-         * error too, found before anything listens (and by --check-config,
-         * so that a reload with a bad key fails visibly). */
+        /* The TLS files are checked here too, before anything listens (and
+         * by --check-config, so that a reload with a bad key fails
+         * visibly). */
         TlsContext *tls = NULL;
-        if (r >= 0) {
-                r = server_tls_new(&tls, config, err, sizeof(err));
-                if (r < 0)
-                        config_free(config);
-        }
+        int r = server_load_config(config_path, explicit_path, &config, &tls, &used_defaults, err,
+                                   sizeof(err));
         if (r < 0) {
                 log_error("%s", err);
                 if (!check_only)

@@ -73,15 +73,10 @@ static void server_reload(Server *s) {
         char err[1024];
 
         notify_reloading();
-        int r = config_load(s->config_path, true, &config, NULL, err, sizeof(err));
         /* New certificates and keys serve new connections; connected
          * clients keep the context they began with. */
         TlsContext *tls = NULL;
-        if (r >= 0) {
-                r = server_tls_new(&tls, config, err, sizeof(err));
-                if (r < 0)
-                        config_free(config);
-        }
+        int r = server_load_config(s->config_path, true, &config, &tls, NULL, err, sizeof(err));
         if (r < 0) {
                 log_error("reload failed, keeping the running settings: %s", err);
                 notify_ready();

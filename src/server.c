@@ -776,11 +776,26 @@ int server_listen(Server *s) {
         return r < 0 ? r : server_watch_listeners(s, false);
 }
 
-int server_tls_new(TlsContext **ret, const Config *config, char *err, size_t errlen) {
+static int server_tls_new(TlsContext **ret, const Config *config, char *err, size_t errlen) {
         *ret = NULL;
         if (!config->tls.present)
                 return 0;
         return tls_context_new(ret, &config->tls, err, errlen);
+}
+
+int server_load_config(const char *path, bool must_exist, Config **ret, TlsContext **ret_tls,
+                       bool *ret_used_defaults, char *err, size_t errlen) {
+        Config *config;
+        int r = config_load(path, must_exist, &config, ret_used_defaults, err, errlen);
+        if (r < 0)
+                return r;
+        r = server_tls_new(ret_tls, config, err, errlen);
+        if (r < 0) {
+                config_free(config);
+                return r;
+        }
+        *ret = config;
+        return 0;
 }
 
 void server_set_tls(Server *s, TlsContext *tls) {

@@ -31,10 +31,13 @@ typedef struct ServerStats {
  * file). Returns 0 or -errno, having logged why. */
 int server_new(Server **ret, Config *config, const char *config_path, bool must_exist);
 
-/* Builds the TLS context of config's 'tls' group, when it has one (needed
- * before listening on a TLS listener). Returns 0, or -errno with one line
- * in err naming the file, line and setting (a configuration error). */
-int server_tls_new(TlsContext **ret, const Config *config, char *err, size_t errlen);
+/* Loads the configuration as config_load() does, and builds the TLS
+ * context of its 'tls' group when it has one (*ret_tls NULL otherwise): an
+ * unusable certificate, key or cipher list is a configuration error too.
+ * Returns 0, or -errno with one line in err naming the file, line and
+ * setting. */
+int server_load_config(const char *path, bool must_exist, Config **ret, TlsContext **ret_tls,
+                       bool *ret_used_defaults, char *err, size_t errlen);
 /* Takes ownership of the TLS context for TLS listeners (NULL: none). */
 void server_set_tls(Server *s, TlsContext *tls);
 

@@ -17,16 +17,27 @@ for unit in epoll-broadcaster.service epoll-broadcaster.socket; do
 done
 grep -q "^ExecStart=$daemon\$" "$tmp/epoll-broadcaster.service"
 
-out=$(cd "$tmp" && systemd-analyze verify --man=no epoll-broadcaster.socket epoll-broadcaster.service 2>&1) || {
-        echo "systemd-analyze verify failed:"; echo "$out"; exit 1; }
-if [ -n "$out" ]; then
-        echo "systemd-analyze verify reported:"; echo "$out"; exit 1
-fi
-echo "verify: clean"
+# verify WHAT DIR UNIT...: systemd-analyze verify in DIR reports nothing.
+verify() {
+        what=$1 dir=$2
+        shift 2
+        out=$(cd "$dir" && systemd-analyze verify --man=no "$@" 2>&1) || {
+                echo "systemd-analyze verify ($what) failed:"; echo "$out"; exit 1; }
+        if [ -n "$out" ]; then
+                echo "systemd-analyze verify ($what) reported:"; echo "$out"; exit 1
+        fi
+        echo "verify ($what): clean"
+}
+# exposure WHAT UNIT-FILE: the sandbox rates at most 1.0.
+exposure() {
+        systemd-analyze security --offline=true --threshold=10 "$2" > "$tmp/security.txt" 2>&1 || {
+                cat "$tmp/security.txt"; echo "exposure ($1) over 1.0"; exit 1; }
+        echo "$1: $(tail -n 1 "$tmp/security.txt")"
+}
 
-systemd-analyze security --offline=true --threshold=10 "$tmp/epoll-broadcaster.service" > "$tmp/security.txt" 2>&1 || {
-        cat "$tmp/security.txt"; echo "exposure over 1.0"; exit 1; }
-tail -n 1 "$tmp/security.txt"
+verify "packaged units" "$tmp" epoll-broadcaster.socket epoll-broadcaster.service
+
+exposure "packaged service" "$tmp/epoll-broadcaster.service"
 
 [ -n "$examples" ] || exit 0
 # The service with the TLS drop-in: its [Unit] and [Service] lines appended
@@ -34,12 +45,5 @@ tail -n 1 "$tmp/security.txt"
 mkdir "$tmp/tls"
 cp "$tmp/epoll-broadcaster.socket" "$examples/epoll-broadcaster-tls.socket" "$tmp/tls/"
 cat "$tmp/epoll-broadcaster.service" "$examples/tls.conf" > "$tmp/tls/epoll-broadcaster.service"
-out=$(cd "$tmp/tls" && systemd-analyze verify --man=no epoll-broadcaster-tls.socket epoll-broadcaster.service 2>&1) || {
-        echo "systemd-analyze verify (TLS example) failed:"; echo "$out"; exit 1; }
-if [ -n "$out" ]; then
-        echo "systemd-analyze verify (TLS example) reported:"; echo "$out"; exit 1
-fi
-echo "verify (TLS example): clean"
-systemd-analyze security --offline=true --threshold=10 "$tmp/tls/epoll-broadcaster.service" > "$tmp/security-tls.txt" 2>&1 || {
-        cat "$tmp/security-tls.txt"; echo "exposure with the TLS drop-in over 1.0"; exit 1; }
-echo "with the TLS drop-in: $(tail -n 1 "$tmp/security-tls.txt")"
+verify "TLS example" "$tmp/tls" epoll-broadcaster-tls.socket epoll-broadcaster.service
+exposure "with the TLS drop-in" "$tmp/tls/epoll-broadcaster.service"
