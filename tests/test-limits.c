@@ -175,8 +175,11 @@ Test(limits, slow_reader_disconnected) {
                   "no \"over max_queue_bytes\" in the log");
         expect_peer_warning(&d, t.slow, "over max_queue_bytes");
         cr_assert(client_wait_closed(t.slow, 10000), "the slow reader was never disconnected");
-        cr_assert(max_rss < 64 * 1024, "daemon RSS reached %ld KiB (> 64 MiB)", max_rss);
-        cr_assert(daemon_rss_kib(&d) < 64 * 1024);
+        /* Under valgrind (or ASan) the RSS is the tool's, not the daemon's. */
+        if (harness_rss_meaningful()) {
+                cr_assert(max_rss < 64 * 1024, "daemon RSS reached %ld KiB (> 64 MiB)", max_rss);
+                cr_assert(daemon_rss_kib(&d) < 64 * 1024);
+        }
 
         /* The rest carries on. */
         client_send_str(t.healthy, "bye\n");
@@ -232,7 +235,8 @@ Test(limits, slow_reader_drop_policy) {
         seq_reader_expect_all(&h, count, "healthy reader");
         cr_assert(daemon_log_contains(&d, "over max_queue_bytes", 3000),
                   "no \"over max_queue_bytes\" warning in drop mode");
-        cr_assert(max_rss < 64 * 1024, "daemon RSS reached %ld KiB (> 64 MiB)", max_rss);
+        if (harness_rss_meaningful())
+                cr_assert(max_rss < 64 * 1024, "daemon RSS reached %ld KiB (> 64 MiB)", max_rss);
 
         /* Now the slow client reads what it was left: until 1 s of quiet. */
         int64_t deadline = harness_now_ms() + 30000;
