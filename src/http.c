@@ -229,6 +229,9 @@ int http_parse(HttpRequest *r, const char *buf, size_t len) {
                 return r->head_len;
 
         size_t limit = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
+        /* Fewer bytes than already parsed: the caller lost some. */
+        if (limit < r->scan)
+                return -EINVAL;
         for (;;) {
                 const char *line = buf + r->scan;
                 const char *lf = memchr(line, '\n', limit - r->scan);

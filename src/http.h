@@ -85,7 +85,8 @@ typedef struct HttpRequest {
  * needed, the length of the head (the offset just past its empty line;
  * anything after it is the caller's, e.g. pipelined bytes) when it is
  * complete, or a negative error (see above). Once it returned > 0, further
- * calls return the same. Only the first HTTP_HEAD_MAX bytes are ever read. */
+ * calls return the same. Only the first HTTP_HEAD_MAX bytes are ever read.
+ * -EINVAL (not kept) when 'len' is below what earlier calls parsed. */
 int http_parse(HttpRequest *r, const char *buf, size_t len);
 
 /* Whether the span equals the NUL-terminated 's' (exactly, or ignoring

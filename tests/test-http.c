@@ -128,6 +128,14 @@ Test(http, pipelined_bytes_left_to_caller) {
         cr_assert_eq(parse_steps(&r, t, sizeof(t), 1), (int)strlen(rfc_request));
 }
 
+Test(http, fewer_bytes_than_parsed) {
+        HttpRequest r = HTTP_REQUEST_INIT;
+        const char s[] = "GET / HTTP/1.1\r\nHost: h\r\n";
+        cr_assert_eq(http_parse(&r, s, sizeof(s) - 1), 0);
+        cr_assert_eq(http_parse(&r, s, 3), -EINVAL);
+        cr_assert_eq(http_parse(&r, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", sizeof(s) + 1), (int)sizeof(s) + 1);
+}
+
 Test(http, bare_lf_and_leading_empty_lines) {
         HttpRequest r;
         const char s[] = "GET /x?y=1 HTTP/1.1\nHost: a\n\n";
