@@ -20,28 +20,65 @@
 
 #include "harness.h"
 
-/* A daemon with a plain listener on d.port, a TLS one on *tls_port (both
- * 127.0.0.1), certificates in DIR/certs, and 'extra' settings (tls group
- * keys go in tls_extra). */
-static uint16_t start_tls(Daemon *d, const char *tls_extra, const char *extra) {
-        daemon_init(d);
-        char cmd[512];
+#define _unused_ __attribute__((unused))
+
+/* Starts the daemon with the configuration build() makes for two more free
+ * ports p[0], p[1] (beside d->port), and waits until it listens on d->port
+ * and p[0] (p[1] too unless 0 was returned for it). A port taken by someone
+ * else between the check and the bind is retried with new ones, as
+ * daemon_start() does. */
+static void exec_with_ports(Daemon *d, uint16_t p[2],
+                            char *(*build)(Daemon *d, const uint16_t p[2], const void *arg),
+                            const void *arg) {
+        for (int attempt = 0;; attempt++) {
+                daemon_init(d);
+                p[0] = harness_free_port();
+                p[1] = harness_free_port();
+                char *conf = build(d, p, arg);
+                daemon_exec(d, conf, NULL);
+                free(conf);
+                int64_t deadline = harness_now_ms() + harness_ms(5000);
+                while (daemon_running(d) && harness_now_ms() < deadline &&
+                       !daemon_log_contains(d, "listening on", 0))
+                        harness_sleep_ms(10);
+                if (!daemon_running(d) && d->status == 1 && attempt < 3 &&
+                    daemon_log_contains(d, "in use", 0)) {
+                        daemon_stop(d);
+                        continue;
+                }
+                daemon_wait_tcp_listening(d, d->port, 5000);
+                daemon_wait_tcp_listening(d, p[0], 5000);
+                return;
+        }
+}
+
+typedef struct TlsSettings {
+        const char *tls_extra, *extra;
+} TlsSettings;
+
+static char *tls_conf(Daemon *d, const uint16_t p[2], const void *arg) {
+        const TlsSettings *t = arg;
+        char cmd[512], *conf;
         snprintf(cmd, sizeof cmd, "sh '%s' '%s/certs'", getenv("EB_MAKE_CERTS") ?: "tests/make-certs.sh",
                  d->dir);
         cr_assert_eq(system(cmd), 0, "%s failed", cmd);
-        uint16_t port = harness_free_port();
-        char *conf;
         cr_assert(
                 asprintf(&conf,
                          "listen = ( \"127.0.0.1:@PORT@\", { address = \"127.0.0.1:%u\"; tls = true; } );\n"
                          "tls = { cert_file = \"certs/server.pem\"; key_file = \"certs/server.key\"; %s };\n"
                          "log_level = \"info\";\n%s\n",
-                         port, tls_extra ? tls_extra : "", extra ? extra : "") > 0);
-        daemon_exec(d, conf, NULL);
-        free(conf);
-        daemon_wait_tcp_listening(d, d->port, 5000);
-        daemon_wait_tcp_listening(d, port, 5000);
-        return port;
+                         p[0], t->tls_extra ? t->tls_extra : "", t->extra ? t->extra : "") > 0);
+        return conf;
+}
+
+/* A daemon with a plain listener on d.port, a TLS one on the port returned
+ * (both 127.0.0.1), certificates in DIR/certs, 'tls_extra' settings in the
+ * tls group and 'extra' ones beside it. */
+static uint16_t start_tls(Daemon *d, const char *tls_extra, const char *extra) {
+        TlsSettings t = {tls_extra, extra};
+        uint16_t p[2];
+        exec_with_ports(d, p, tls_conf, &t);
+        return p[0];
 }
 
 static char *certs_file(const Daemon *d, const char *name) {
@@ -429,19 +466,22 @@ Test(tls, unusable_tls_settings_exit_78_naming_the_setting) {
 
 /* Roles: a subscriber receives and what it sends is discarded (said once);
  * a publisher sends and receives nothing. */
-Test(tls, roles_subscribe_and_publish) {
-        Daemon d;
-        daemon_init(&d);
-        uint16_t sub_port = harness_free_port(), pub_port = harness_free_port();
+static char *roles_conf(Daemon *d _unused_, const uint16_t p[2], const void *arg _unused_) {
         char *conf;
         cr_assert(
                 asprintf(&conf,
                          "listen = ( \"127.0.0.1:@PORT@\", { address = \"127.0.0.1:%u\"; role = "
                          "\"subscribe\"; },\n"
                          "  { address = \"127.0.0.1:%u\"; role = \"publish\"; } );\nlog_level = \"info\";\n",
-                         sub_port, pub_port) > 0);
-        daemon_exec(&d, conf, NULL);
-        free(conf);
+                         p[0], p[1]) > 0);
+        return conf;
+}
+
+Test(tls, roles_subscribe_and_publish) {
+        Daemon d;
+        uint16_t p[2];
+        exec_with_ports(&d, p, roles_conf, NULL);
+        uint16_t sub_port = p[0], pub_port = p[1];
         daemon_wait_tcp_listening(&d, pub_port, 5000);
         int sub = client_connect(sub_port), pub = client_connect(pub_port), both = client_connect(d.port);
         cr_assert_eq(daemon_wait_stat(&d, "clients", 3, 5000), 3);
