@@ -1323,6 +1323,16 @@ bool client_recv_nothing(int fd, int wait_ms) {
         return !wait_readable(fd, harness_ms(wait_ms));
 }
 
+void client_expect_nothing(int fd, int wait_ms) {
+        if (client_recv_nothing(fd, wait_ms))
+                return;
+        char buf[128];
+        ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+        cr_assert(n != 0, "fd %d: closed where nothing should have happened", fd);
+        cr_assert(n < 0, "fd %d: %zd unexpected bytes: \"%.*s\"", fd, n, (int)n, buf);
+        cr_assert(errno == EAGAIN, "fd %d: %s where nothing should have happened", fd, strerror(errno));
+}
+
 bool client_wait_closed(int fd, int timeout_ms) {
         int64_t deadline = harness_now_ms() + harness_ms(timeout_ms);
         char buf[65536];

@@ -201,6 +201,9 @@ ssize_t client_try_recv_line(int fd, char *buf, size_t size, int timeout_ms);
 void client_expect_line(int fd, const char *want);
 /* True when nothing at all arrives within wait_ms. */
 bool client_recv_nothing(int fd, int wait_ms);
+/* Fails the test, saying what came (bytes, a close, an error), unless
+ * nothing arrives on fd within wait_ms. */
+void client_expect_nothing(int fd, int wait_ms);
 /* The next bytes every client of fds[0..n) receives are exactly want,
  * within timeout_ms in all; nothing past them is read. Reads without
  * blocking, many clients at once (epoll), so it scales to thousands. */
