@@ -10,6 +10,12 @@
  * come from /proc/PID. Idle mode opens N connections and reports the RSS
  * they cost the server.
  *
+ * With --tls every connection speaks TLS (OpenSSL): a non-blocking client
+ * handshake after the TCP connect (NATS: after the server's plaintext INFO),
+ * then the same load through SSL_read_ex/SSL_write_ex. The server's
+ * certificate is not checked unless --ca names a CA file: the benchmark needs
+ * the encryption, not the authentication.
+ *
  * The last line of output is machine-readable: "RESULT key=value ...". */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +42,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 typedef enum Proto { PROTO_LINE, PROTO_RESP, PROTO_NATS } Proto;
 
 /* Payload layout: "PPPP SSSSSSSSSSSSSSSS TTTTTTTTTTTTTTTT " then filler.
@@ -53,15 +63,30 @@ typedef enum Proto { PROTO_LINE, PROTO_RESP, PROTO_NATS } Proto;
 #define SETUP_TIMEOUT_NS (20 * 1000000000ull)
 /* No delivery for this long after sending ended: what is missing is lost. */
 #define STALL_TIMEOUT_NS (5 * 1000000000ull)
+/* --tls: OpenSSL reads ahead into a buffer this large (several records per
+ * read(2)), so a subscriber drains a busy socket in few system calls. */
+#define TLS_READ_AHEAD_BYTES ((size_t)64 * 1024)
+
+/* How far a connection is from carrying traffic (connect_all). */
+typedef enum Setup {
+        SETUP_TCP,  /* connect(2) in progress */
+        SETUP_INFO, /* --tls, NATS: waiting for the plaintext INFO line */
+        SETUP_TLS,  /* --tls: client handshake in progress */
+} Setup;
 
 typedef struct Conn {
         int fd;
         bool publisher;
-        bool ready; /* subscribed (RESP, NATS) or saw a sync line (line) */
-        bool connected;
+        bool ready;     /* subscribed (RESP, NATS) or saw a sync line (line) */
+        bool connected; /* set up: connected, and with --tls handshaken */
         bool closed;
-        uint32_t idx;  /* index among subscribers or publishers */
-        char *pending; /* unfinished frame carried to the next read */
+        /* --tls: what the last SSL call waits for besides its own direction */
+        bool read_wants_write, write_wants_read;
+        uint8_t setup;    /* a Setup, until connected */
+        uint32_t watched; /* the epoll events asked for */
+        SSL *ssl;         /* --tls; NULL on a plain connection */
+        uint32_t idx;     /* index among subscribers or publishers */
+        char *pending;    /* unfinished frame carried to the next read */
         uint32_t pending_len;
         uint64_t received; /* messages (subscribers) */
         /* Publishers: frames built but not yet written. */
@@ -83,6 +108,9 @@ typedef struct Options {
         pid_t server_pid;
         bool quiet;
         bool foreign; /* line protocol: skip lines that are not ours */
+        bool tls;
+        const char *ca_file;      /* --tls: verify the server against these CAs */
+        const char *ciphersuites; /* --tls: TLS 1.3 suites offered; NULL: OpenSSL's */
 } Options;
 
 static Options opt = {
@@ -105,6 +133,9 @@ static char *publish_frame; /* one data frame as a publisher sends it */
 static size_t publish_len, publish_header_len;
 static uint64_t errors, deliveries, foreign_lines;
 static char first_error[256];
+static SSL_CTX *tls_ctx;      /* --tls */
+static char tls_params[128];  /* --tls: the version and cipher first negotiated */
+static char target_host[256]; /* HOST of HOST:PORT, for SNI and --ca */
 
 /* Latency histogram: 32 linear steps per power of two (≈3 % resolution). */
 #define HIST_BUCKETS (64 + 58 * 32)
@@ -120,6 +151,23 @@ static void die(const char *fmt, ...) {
         va_end(ap);
         (void)fputc('\n', stderr);
         exit(2);
+}
+
+/* die() with OpenSSL's reason: its error queue, else the certificate check's
+ * verdict on ssl, else errno. */
+static void die_tls(SSL *ssl, const char *what) __attribute__((noreturn));
+static void die_tls(SSL *ssl, const char *what) {
+        unsigned long e = ERR_get_error();
+        char reason[256];
+        long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+        if (verify != X509_V_OK)
+                (void)snprintf(reason, sizeof(reason), "certificate: %s",
+                               X509_verify_cert_error_string(verify));
+        else if (e)
+                ERR_error_string_n(e, reason, sizeof(reason));
+        else
+                (void)snprintf(reason, sizeof(reason), "%s", errno ? strerror(errno) : "connection closed");
+        die("%s: %s", what, reason);
 }
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -300,6 +348,7 @@ static void resolve_target(const char *spec) {
                 h[strlen(h) - 1] = 0;
                 h++;
         }
+        (void)snprintf(target_host, sizeof(target_host), "%s", h);
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai;
         int r = getaddrinfo(h, colon + 1, &hints, &ai);
         if (r != 0)
@@ -330,11 +379,157 @@ static int conn_socket(uint32_t n) {
         return fd;
 }
 
+static void conn_closed(Conn *c, const char *why);
+
 static void conn_watch(Conn *c, uint32_t events) {
         struct epoll_event ev = {.events = events, .data.ptr = c};
         if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0 &&
             (errno != ENOENT || epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0))
                 die("epoll_ctl: %m");
+        c->watched = events;
+}
+
+/* ---- TLS ------------------------------------------------------------------------ */
+
+static bool is_ip_literal(const char *host) {
+        unsigned char addr[sizeof(struct in6_addr)];
+        return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+}
+
+static void tls_init(void) {
+        tls_ctx = SSL_CTX_new(TLS_client_method());
+        if (!tls_ctx)
+                die_tls(NULL, "SSL_CTX_new");
+        if (SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION) != 1)
+                die_tls(NULL, "SSL_CTX_set_min_proto_version");
+        if (opt.ciphersuites && SSL_CTX_set_ciphersuites(tls_ctx, opt.ciphersuites) != 1)
+                die_tls(NULL, "--ciphersuites");
+        if (opt.ca_file) {
+                if (SSL_CTX_load_verify_locations(tls_ctx, opt.ca_file, NULL) != 1)
+                        die_tls(NULL, opt.ca_file);
+                X509_VERIFY_PARAM *param = SSL_CTX_get0_param(tls_ctx);
+                int ok = is_ip_literal(target_host) ? X509_VERIFY_PARAM_set1_ip_asc(param, target_host)
+                                                    : X509_VERIFY_PARAM_set1_host(param, target_host, 0);
+                if (ok != 1)
+                        die_tls(NULL, "X509_VERIFY_PARAM");
+                SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+        } else {
+                SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+        }
+        /* The publisher retries a write with the same bytes, perhaps more of
+         * them and after a realloc (a NATS PONG queued behind). */
+        SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        /* Idle connections: no buffers held between records, as a server
+         * would do; under load they would cost a malloc per record. */
+        if (opt.idle)
+                SSL_CTX_set_mode(tls_ctx, SSL_MODE_RELEASE_BUFFERS);
+        else {
+                SSL_CTX_set_read_ahead(tls_ctx, 1);
+                SSL_CTX_set_default_read_buffer_len(tls_ctx, TLS_READ_AHEAD_BYTES);
+        }
+        (void)SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+}
+
+static void tls_new(Conn *c) {
+        if (!(c->ssl = SSL_new(tls_ctx)) || SSL_set_fd(c->ssl, c->fd) != 1)
+                die_tls(NULL, "SSL_new");
+        SSL_set_connect_state(c->ssl);
+        if (!is_ip_literal(target_host) && SSL_set_tlsext_host_name(c->ssl, target_host) != 1)
+                die_tls(NULL, "SSL_set_tlsext_host_name");
+}
+
+/* The events c needs now: readable always; writable while a write waits
+ * for room, or a read does. Asked for only when that changes. */
+static void tls_watch(Conn *c) {
+        uint32_t events = EPOLLIN;
+        if ((c->out_off < c->out_len && !c->write_wants_read) || c->read_wants_write)
+                events |= EPOLLOUT;
+        if (events != c->watched)
+                conn_watch(c, events);
+}
+
+/* The outcome of a failed SSL_read_ex/SSL_write_ex on c, e its
+ * SSL_get_error() and err its errno, both taken at once (another SSL call
+ * on c, such as a PONG written, changes what SSL_get_error() says): true
+ * to try again when the socket is ready (*want_other: for the other
+ * direction), false when the connection is over (reported). */
+static bool tls_retry(Conn *c, int e, int err, bool reading, bool *want_other) {
+        *want_other = false;
+        switch (e) {
+        case SSL_ERROR_WANT_READ:
+                *want_other = !reading;
+                return true;
+        case SSL_ERROR_WANT_WRITE:
+                *want_other = reading;
+                return true;
+        case SSL_ERROR_ZERO_RETURN:
+                conn_closed(c, "closed by the server (TLS close_notify)");
+                break;
+        default:
+                if (ERR_peek_error() == 0) { /* SSL_ERROR_SYSCALL, nothing queued */
+                        conn_closed(c, err ? strerror(err) : "closed by the server (no TLS close_notify)");
+                } else {
+                        char reason[256];
+                        ERR_error_string_n(ERR_peek_error(), reason, sizeof(reason));
+                        conn_closed(c, reason);
+                }
+                break;
+        }
+        ERR_clear_error();
+        return false;
+}
+
+/* One step in setting c up, on an event for it: the TCP connect, then with
+ * --tls NATS's plaintext INFO and the TLS handshake. True when c is ready
+ * for traffic; else it waits for the events it watches. */
+static bool conn_setup(Conn *c) {
+        if (c->setup == SETUP_TCP) {
+                int err = 0;
+                socklen_t len = sizeof(err);
+                if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                        die("getsockopt: %m");
+                if (err)
+                        die("connect %s: %s", opt.target, strerror(err));
+                if (!tls_ctx)
+                        return true;
+                tls_new(c);
+                /* NATS greets in plaintext and then expects the ClientHello. */
+                c->setup = opt.proto == PROTO_NATS ? SETUP_INFO : SETUP_TLS;
+                if (c->setup == SETUP_INFO) {
+                        conn_watch(c, EPOLLIN);
+                        return false;
+                }
+        }
+        if (c->setup == SETUP_INFO) {
+                char b[CONTROL_MAX];
+                ssize_t n = read(c->fd, b, sizeof(b));
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return false;
+                if (n <= 0)
+                        die("%s: %s before its INFO", opt.target, n < 0 ? strerror(errno) : "closed");
+                /* Nothing follows the INFO line until the handshake starts. */
+                if (!memchr(b, '\n', (size_t)n))
+                        return false;
+                c->setup = SETUP_TLS;
+        }
+        ERR_clear_error();
+        int r = SSL_do_handshake(c->ssl);
+        if (r == 1) {
+                if (!tls_params[0])
+                        (void)snprintf(tls_params, sizeof(tls_params), "%s/%s", SSL_get_version(c->ssl),
+                                       SSL_get_cipher_name(c->ssl));
+                return true;
+        }
+        switch (SSL_get_error(c->ssl, r)) {
+        case SSL_ERROR_WANT_READ:
+                conn_watch(c, EPOLLIN);
+                return false;
+        case SSL_ERROR_WANT_WRITE:
+                conn_watch(c, EPOLLOUT);
+                return false;
+        default:
+                die_tls(c->ssl, "TLS handshake");
+        }
 }
 
 /* Opens conns[0..n), at most CONNECTS_IN_FLIGHT at a time, and waits
@@ -363,16 +558,11 @@ static void connect_all(Conn *conns, uint32_t n, uint32_t first_source) {
                         die("epoll_wait: %m");
                 for (int i = 0; i < k; i++) {
                         Conn *c = evs[i].data.ptr;
-                        int err = 0;
-                        socklen_t len = sizeof(err);
-                        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-                        if (err)
-                                die("connect %s: %s", opt.target, strerror(err));
-                        if (!c->connected) {
+                        if (!c->connected && conn_setup(c)) {
                                 c->connected = true;
                                 done++;
+                                conn_watch(c, EPOLLIN);
                         }
-                        conn_watch(c, EPOLLIN);
                 }
                 if (now_ns() > deadline)
                         die("only %u of %u connections completed in %llu s", done, n,
@@ -382,6 +572,13 @@ static void connect_all(Conn *conns, uint32_t n, uint32_t first_source) {
 
 static void send_all(Conn *c, const char *s, size_t len) {
         /* Only for short control commands on a fresh socket: they fit. */
+        if (c->ssl) {
+                size_t written = 0;
+                ERR_clear_error();
+                if (SSL_write_ex(c->ssl, s, len, &written) != 1 || written != len)
+                        die_tls(c->ssl, "TLS write");
+                return;
+        }
         ssize_t n = write(c->fd, s, len);
         if (n != (ssize_t)len)
                 die("write: %s", n < 0 ? strerror(errno) : "short write");
@@ -506,12 +703,15 @@ static void conn_closed(Conn *c, const char *why) {
                 fail("subscriber %u: connection %s", c->idx, why);
 }
 
+static void publisher_pong(Conn *p);
+static void publisher_write(Conn *p);
+
 static void conn_read(Conn *c, uint64_t t_rx) {
         if (c->publisher) {
                 /* Replies (":N", other publishers' lines) are not measured. */
                 ssize_t n = read(c->fd, read_buf, READ_BUFFER_SIZE);
                 if (n > 0 && opt.proto == PROTO_NATS && memmem(read_buf, (size_t)n, "PING\r\n", 6))
-                        send_all(c, "PONG\r\n", 6);
+                        publisher_pong(c);
                 if (n == 0 || (n < 0 && errno != EAGAIN))
                         conn_closed(c, n == 0 ? "closed by the server" : strerror(errno));
                 return;
@@ -522,6 +722,44 @@ static void conn_read(Conn *c, uint64_t t_rx) {
                 subscriber_parse(c, read_buf, c->pending_len + (size_t)n, t_rx);
         else if (n == 0 || errno != EAGAIN)
                 conn_closed(c, n == 0 ? "closed by the server" : strerror(errno));
+}
+
+/* --tls: everything OpenSSL can give now. Its read-ahead buffer may hold
+ * records the socket no longer shows, which raise no epoll event: read
+ * until it wants the socket again (SSL_ERROR_WANT_READ). */
+static void conn_read_tls(Conn *c, uint64_t t_rx) {
+        bool want_write = false;
+        ERR_clear_error();
+        for (;;) {
+                size_t have = 0, n = 0;
+                if (!c->publisher) {
+                        memcpy(read_buf, c->pending, c->pending_len);
+                        have = c->pending_len;
+                }
+                size_t start = have, end = have + READ_BUFFER_SIZE;
+                int ret = 1, e = SSL_ERROR_NONE, err = 0;
+                while (have < end && (ret = SSL_read_ex(c->ssl, read_buf + have, end - have, &n)) == 1)
+                        have += n;
+                if (ret != 1) {
+                        err = errno;
+                        e = SSL_get_error(c->ssl, ret);
+                }
+                if (have > start) {
+                        if (!c->publisher)
+                                subscriber_parse(c, read_buf, have, t_rx);
+                        else if (opt.proto == PROTO_NATS && memmem(read_buf, have, "PING\r\n", 6))
+                                publisher_pong(c);
+                }
+                if (c->closed)
+                        return;
+                if (ret == 1)
+                        continue; /* the buffer filled up: OpenSSL may hold more */
+                if (!tls_retry(c, e, err, true, &want_write))
+                        return;
+                break;
+        }
+        c->read_wants_write = want_write;
+        tls_watch(c);
 }
 
 /* ---- sending --------------------------------------------------------------------- */
@@ -542,7 +780,34 @@ static void publisher_build(Conn *p, uint64_t count, uint64_t t_now) {
         }
 }
 
+/* --tls: a write that did not finish is retried with the same bytes, from
+ * p->out + p->out_off (SSL_MODE_ENABLE_PARTIAL_WRITE moves out_off on by
+ * the records that went). */
+static void publisher_write_tls(Conn *p) {
+        bool want_read = false;
+        ERR_clear_error();
+        while (p->out_off < p->out_len) {
+                size_t n = 0;
+                int ret = SSL_write_ex(p->ssl, p->out + p->out_off, p->out_len - p->out_off, &n);
+                if (ret != 1) {
+                        int err = errno;
+                        if (!tls_retry(p, SSL_get_error(p->ssl, ret), err, false, &want_read))
+                                return;
+                        break;
+                }
+                p->out_off += n;
+        }
+        if (p->out_off == p->out_len)
+                p->out_off = p->out_len = 0;
+        p->write_wants_read = want_read;
+        tls_watch(p);
+}
+
 static void publisher_write(Conn *p) {
+        if (p->ssl) {
+                publisher_write_tls(p);
+                return;
+        }
         while (p->out_off < p->out_len) {
                 ssize_t n = write(p->fd, p->out + p->out_off, p->out_len - p->out_off);
                 if (n < 0) {
@@ -558,6 +823,17 @@ static void publisher_write(Conn *p) {
         conn_watch(p, EPOLLIN);
 }
 
+/* NATS's keep-alive answer, queued behind what the publisher has not
+ * written yet: never inside a frame. */
+static void publisher_pong(Conn *p) {
+        p->out = realloc(p->out, p->out_len + 6);
+        if (!p->out)
+                die("out of memory");
+        memcpy(p->out + p->out_len, "PONG\r\n", 6);
+        p->out_len += 6;
+        publisher_write(p);
+}
+
 /* The fewest messages of publisher pi any open subscriber has seen. */
 static uint64_t slowest_subscriber(uint32_t pi) {
         uint64_t min = UINT64_MAX;
@@ -569,6 +845,18 @@ static uint64_t slowest_subscriber(uint32_t pi) {
 
 /* ---- the phases ------------------------------------------------------------------ */
 
+/* --tls: an event for c. A write that wants the socket readable, or a read
+ * that wants it writable, goes on when that comes. */
+static void tls_event(Conn *c, uint32_t events, uint64_t t_rx) {
+        bool readable = events & (EPOLLIN | EPOLLERR | EPOLLHUP), writable = events & EPOLLOUT;
+        if (c->out_off < c->out_len && (writable || (readable && c->write_wants_read)))
+                publisher_write_tls(c);
+        if (!c->closed && (readable || (writable && c->read_wants_write)))
+                conn_read_tls(c, t_rx);
+        if (!c->closed)
+                tls_watch(c);
+}
+
 static void loop_once(int timeout_ms) {
         static struct epoll_event evs[1024];
         int k = epoll_wait(epfd, evs, 1024, timeout_ms);
@@ -579,6 +867,10 @@ static void loop_once(int timeout_ms) {
                 Conn *c = evs[i].data.ptr;
                 if (c->closed)
                         continue;
+                if (c->ssl) {
+                        tls_event(c, evs[i].events, t_rx);
+                        continue;
+                }
                 if (evs[i].events & EPOLLOUT)
                         publisher_write(c);
                 if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
@@ -720,8 +1012,8 @@ static int run_idle(void) {
         long fds;
         while ((fds = server_fd_count()) < fds0 + (long)opt.idle) {
                 if (now_ns() > deadline) {
-                        printf("RESULT mode=idle proto=%s conns=%u accepted=%ld held=no\n",
-                               proto_name(opt.proto), opt.idle, fds - fds0);
+                        printf("RESULT mode=idle proto=%s conns=%u accepted=%ld held=no tls=%s\n",
+                               proto_name(opt.proto), opt.idle, fds - fds0, tls_ctx ? tls_params : "no");
                         return 1;
                 }
                 struct timespec ts = {0, 50L * 1000000};
@@ -733,19 +1025,35 @@ static int run_idle(void) {
         bool alive = true;
         for (uint32_t i = 0; i < opt.idle; i++) {
                 char b[4096];
-                if (read(conns[i].fd, b, sizeof(b)) == 0)
+                if (!conns[i].ssl) {
+                        if (read(conns[i].fd, b, sizeof(b)) == 0)
+                                alive = false;
+                        continue;
+                }
+                /* Session tickets, perhaps: read until OpenSSL wants more. */
+                size_t n;
+                ERR_clear_error();
+                while (SSL_read_ex(conns[i].ssl, b, sizeof(b), &n) == 1)
+                        ;
+                int e = SSL_get_error(conns[i].ssl, 0);
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
                         alive = false;
+                ERR_clear_error();
         }
         long rss1 = server_rss_kib();
         double per_conn = (double)(rss1 - rss0) * 1024.0 / opt.idle;
         if (!opt.quiet)
                 (void)fprintf(stderr,
-                              "%u idle connections: server RSS %ld -> %ld KiB, %.0f B per connection\n",
-                              opt.idle, rss0, rss1, per_conn);
-        printf("RESULT mode=idle proto=%s conns=%u held=%s rss0_kib=%ld rss_kib=%ld bytes_per_conn=%.0f\n",
-               proto_name(opt.proto), opt.idle, alive ? "yes" : "no", rss0, rss1, per_conn);
-        for (uint32_t i = 0; i < opt.idle; i++)
-                close(conns[i].fd);
+                              "%u idle %sconnections: server RSS %ld -> %ld KiB, %.0f B per connection\n",
+                              opt.idle, tls_ctx ? "TLS " : "", rss0, rss1, per_conn);
+        printf("RESULT mode=idle proto=%s conns=%u held=%s rss0_kib=%ld rss_kib=%ld bytes_per_conn=%.0f "
+               "tls=%s\n",
+               proto_name(opt.proto), opt.idle, alive ? "yes" : "no", rss0, rss1, per_conn,
+               tls_ctx ? tls_params : "no");
+        for (uint32_t i = 0; i < opt.idle; i++) {
+                SSL_free(conns[i].ssl);
+                (void)close(conns[i].fd);
+        }
         free(conns);
         return alive ? 0 : 1;
 }
@@ -769,6 +1077,12 @@ static void usage(FILE *f) {
                     "                                 the server to accept them (default 256)\n"
                     "      --foreign                  line protocol: skip other clients' lines (shorter\n"
                     "                                 than 4 KiB) instead of failing on them\n"
+                    "      --tls                      TLS on every connection (OpenSSL); the server's\n"
+                    "                                 certificate is not verified unless --ca is given\n"
+                    "      --ca=FILE                  verify the server's certificate against the CAs in\n"
+                    "                                 FILE (PEM) and HOST; implies --tls\n"
+                    "      --ciphersuites=LIST        TLS 1.3 suites to offer, OpenSSL syntax (default:\n"
+                    "                                 OpenSSL's; the server picks among them)\n"
                     "  -q, --quiet                    only the RESULT line\n"
                     "  -h, --help\n\n"
                     "Exit status: 0 when every message arrived exactly once, whole and in order;\n"
@@ -799,6 +1113,9 @@ static void parse_options(int argc, char **argv) {
                 {"pid", required_argument, NULL, 'I'},
                 {"backlog", required_argument, NULL, 'B'},
                 {"foreign", no_argument, NULL, 'F'},
+                {"tls", no_argument, NULL, 'T'},
+                {"ca", required_argument, NULL, 'C'},
+                {"ciphersuites", required_argument, NULL, 'S'},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
@@ -855,6 +1172,16 @@ static void parse_options(int argc, char **argv) {
                 case 'F':
                         opt.foreign = true;
                         break;
+                case 'T':
+                        opt.tls = true;
+                        break;
+                case 'C':
+                        opt.tls = true;
+                        opt.ca_file = optarg;
+                        break;
+                case 'S':
+                        opt.ciphersuites = optarg;
+                        break;
                 case 'h':
                         usage(stdout);
                         exit(0);
@@ -883,6 +1210,8 @@ int main(int argc, char **argv) {
         epfd = epoll_create1(EPOLL_CLOEXEC);
         if (epfd < 0)
                 die("epoll_create1: %m");
+        if (opt.tls)
+                tls_init();
         if (opt.idle)
                 return run_idle();
 
@@ -912,13 +1241,13 @@ int main(int argc, char **argv) {
         double cpu_per_m = deliveries ? r.cpu_seconds * 1e6 / (double)deliveries : 0;
         if (!opt.quiet) {
                 (void)fprintf(stderr,
-                              "%s: %u subscribers, %u publishers, %u-byte messages%s: %" PRIu64
+                              "%s%s: %u subscribers, %u publishers, %u-byte messages%s: %" PRIu64
                               " sent, %" PRIu64 " of %" PRIu64 " delivered in %.3f s = %.0f deliveries/s\n"
                               "latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n",
-                              proto_name(opt.proto), opt.subscribers, opt.publishers, opt.bytes,
-                              opt.rate > 0 ? " at a fixed rate" : "", r.sent, deliveries, expected,
-                              r.seconds, dps, hist_percentile_us(50), hist_percentile_us(99),
-                              hist_percentile_us(99.9), (double)lat_max / 1000.0);
+                              proto_name(opt.proto), tls_ctx ? " over TLS" : "", opt.subscribers,
+                              opt.publishers, opt.bytes, opt.rate > 0 ? " at a fixed rate" : "", r.sent,
+                              deliveries, expected, r.seconds, dps, hist_percentile_us(50),
+                              hist_percentile_us(99), hist_percentile_us(99.9), (double)lat_max / 1000.0);
                 if (opt.server_pid)
                         (void)fprintf(stderr,
                                       "server: %.3f s CPU = %.3f s per million deliveries, RSS %ld KiB\n",
@@ -929,11 +1258,11 @@ int main(int argc, char **argv) {
         }
         printf("RESULT mode=%s proto=%s subs=%u pubs=%u bytes=%u sent=%" PRIu64 " deliveries=%" PRIu64
                " seconds=%.4f dps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f lost=%" PRIu64
-               " errors=%" PRIu64 " foreign=%" PRIu64 " cpu_s=%.3f cpu_s_per_M=%.4f rss_kib=%ld\n",
+               " errors=%" PRIu64 " foreign=%" PRIu64 " cpu_s=%.3f cpu_s_per_M=%.4f rss_kib=%ld tls=%s\n",
                opt.rate > 0 ? "rate" : "full", proto_name(opt.proto), opt.subscribers, opt.publishers,
                opt.bytes, r.sent, deliveries, r.seconds, dps, hist_percentile_us(50), hist_percentile_us(99),
                hist_percentile_us(99.9), (double)lat_max / 1000.0, r.lost, errors, foreign_lines,
                opt.server_pid ? r.cpu_seconds : 0.0, opt.server_pid ? cpu_per_m : 0.0,
-               opt.server_pid ? r.rss_kib : 0L);
+               opt.server_pid ? r.rss_kib : 0L, tls_ctx ? tls_params : "no");
         return r.lost || errors ? 1 : 0;
 }
