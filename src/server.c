@@ -872,10 +872,6 @@ int server_run(Server *s) {
         return 0;
 }
 
-bool server_done(const Server *s) {
-        return s->phase == PHASE_DONE;
-}
-
 const ServerStats *server_stats(const Server *s) {
         return &s->stats;
 }

@@ -57,8 +57,6 @@ int server_run_once(Server *s, int timeout_ms);
 /* Reports readiness, then serves until a stop signal; returns 0 after a
  * clean stop or -errno. */
 int server_run(Server *s);
-/* True once the server has stopped. */
-bool server_done(const Server *s);
 
 const ServerStats *server_stats(const Server *s);
 size_t server_clients(const Server *s);

@@ -380,10 +380,6 @@ bool tls_conn_write_wants_read(const TlsConn *c) {
         return c->write_wants_read;
 }
 
-size_t tls_conn_pending(const TlsConn *c) {
-        return c->pending_len;
-}
-
 const char *tls_conn_identity(const TlsConn *c) {
         return c->identity;
 }

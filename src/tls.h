@@ -50,8 +50,6 @@ bool tls_conn_established(const TlsConn *c);
  * write wanted to read (EPOLLIN should retry the write). */
 bool tls_conn_read_wants_write(const TlsConn *c);
 bool tls_conn_write_wants_read(const TlsConn *c);
-/* Bytes kept for a write to finish (see tls_writev()). */
-size_t tls_conn_pending(const TlsConn *c);
 /* The authenticated identity (CN of a verified client certificate, else its
  * first subjectAltName), or NULL. Control bytes are shown as '?'. */
 const char *tls_conn_identity(const TlsConn *c);
