@@ -1,0 +1,3 @@
+#!/bin/bash
+# Placeholder: the browser test of the built-in page.
+exit 77

@@ -1,0 +1,7 @@
+#include <criterion/criterion.h>
+
+#include "metrics.h"
+
+Test(metrics, placeholder) {
+        cr_assert_eq(metrics_render(NULL, NULL, 0), -ENOBUFS);
+}

@@ -1,0 +1,3 @@
+#include "wsclient.h"
+
+typedef int wsclient_placeholder_;

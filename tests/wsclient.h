@@ -1,0 +1,2 @@
+/* A WebSocket client for the integration tests (placeholder). */
+#pragma once
