@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <errno.h>
 
 #include "metrics.h"
 
