@@ -1,5 +1,5 @@
 /* One connection: a socket, its transport, its protocol codec (the line
- * framer) and its cursor into the broadcast log. Owns the one read path and
+ * framer, or the WebSocket codec) and its cursor into the broadcast log. Owns the one read path and
  * the one write path; policy (limits, prefixes, who is closed) lives in the
  * server. */
 #pragma once
@@ -11,9 +11,11 @@
 
 #include "bcastlog.h"
 #include "framer.h"
+#include "listener.h"
 #include "loop.h"
 #include "tls.h"
 #include "transport.h"
+#include "websocket.h"
 
 typedef enum ClientPhase {
         CLIENT_OPEN,    /* relaying */
@@ -39,8 +41,9 @@ typedef struct Client {
         uint8_t input_paused : 1;    /* not read until its own backlog shrinks */
         uint8_t output_failed : 1;   /* lingering because a write failed */
         uint8_t discard_noticed : 1; /* a subscriber's input was reported discarded */
-        uint8_t receiving : 1;       /* has a cursor: not publish-only, not in a TLS handshake */
-        uint8_t role;                /* ListenRole of its listener */
+        uint8_t receiving : 1;       /* has a cursor: not publish-only, not in a handshake */
+        uint8_t role : 2;            /* ListenRole of its listener */
+        uint8_t protocol : 2;        /* ListenProtocol of its listener */
         struct sockaddr_in6 peer;    /* AF_INET fits too; AF_UNIX keeps the family only */
 } Client;
 
@@ -49,10 +52,12 @@ typedef struct Client {
 #define CLIENT_FLUSH_MAX_BYTES ((size_t)256 * 1024)
 
 /* A client on connected socket fd (taken over: closed by the server after
- * client_close()). With 'tls', a TLS server session over it: the TLS state
- * lives beside the Client, so plain clients pay nothing for it. */
+ * client_close()) of a listener with 'spec' (which must outlive the
+ * client's request phase). With 'tls', a TLS server session over it; on a
+ * websocket or metrics listener, the WebSocket codec: that state lives
+ * beside the Client, so plain line clients pay nothing for it. */
 int client_new(Client **ret, uint64_t id, int fd, const struct sockaddr *peer, socklen_t peer_len,
-               TlsContext *tls);
+               const ConnSpec *spec, TlsContext *tls);
 /* Frees the client's buffers; the cursor must have been released and the fd
  * closed by the server. */
 Client *client_free(Client *c);
@@ -61,6 +66,11 @@ Client *client_free(Client *c);
 size_t client_peer(const Client *c, char *buf, size_t size);
 /* The authenticated identity %u shows, or NULL. */
 const char *client_identity(const Client *c);
+
+/* The WebSocket codec of a client of a websocket or metrics listener, else
+ * NULL; and the spec of its listener (NULL for a plain line client). */
+WsConn *client_ws(const Client *c);
+const ConnSpec *client_spec(const Client *c);
 
 /* A TLS client before the end of its handshake is not established yet
  * (plain ones always are). */
@@ -104,7 +114,9 @@ size_t client_pending_input(const Client *c);
  * id (echo off). */
 uint64_t client_waiting(const Client *c, const BcastLog *log, uint64_t skip);
 
-/* Writes everything queued (up to the caps) in one transport write.
+/* Writes everything queued (up to the caps) in one transport write: for a
+ * WebSocket client, the codec's control bytes and the broadcast messages,
+ * a frame each.
  * Returns 0 when the client is caught up, 1 when more is queued (a short
  * write included: only EAGAIN proves that an EPOLLOUT edge will follow),
  * -EAGAIN when the socket is full (c->writable is then false), or another

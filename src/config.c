@@ -64,6 +64,8 @@ typedef enum Key {
         KEY_SHUTDOWN_TIMEOUT,
         KEY_MAX_PARTIAL_BYTES,
         KEY_PARTIAL_TIMEOUT,
+        KEY_PING_INTERVAL,
+        KEY_REQUEST_TIMEOUT,
         KEY_LOG_LEVEL,
         KEY_TLS,
         N_KEYS,
@@ -83,6 +85,8 @@ static const char *const key_names[N_KEYS] = {
         [KEY_SHUTDOWN_TIMEOUT] = "shutdown_timeout",
         [KEY_MAX_PARTIAL_BYTES] = "max_partial_bytes",
         [KEY_PARTIAL_TIMEOUT] = "partial_timeout",
+        [KEY_PING_INTERVAL] = "ping_interval",
+        [KEY_REQUEST_TIMEOUT] = "request_timeout",
         [KEY_LOG_LEVEL] = "log_level",
         [KEY_TLS] = "tls",
 };
@@ -149,13 +153,6 @@ static const char *const protocol_names[] = {
         [LISTEN_PROTOCOL_METRICS] = "metrics",
 };
 
-/* The protocols this version serves; the others are parsed and refused. */
-static const bool protocol_available[] = {
-        [LISTEN_PROTOCOL_LINE] = true,
-        [LISTEN_PROTOCOL_WEBSOCKET] = false,
-        [LISTEN_PROTOCOL_METRICS] = false,
-};
-
 static const char *const role_names[] = {
         [LISTEN_ROLE_BOTH] = "both",
         [LISTEN_ROLE_SUBSCRIBE] = "subscribe",
@@ -203,6 +200,8 @@ const char *listen_protocol_to_string(ListenProtocol p) {
         case LISTEN_PROTOCOL_WEBSOCKET:
         case LISTEN_PROTOCOL_METRICS:
                 return protocol_names[p];
+        case N_LISTEN_PROTOCOLS:
+                break;
         }
         return NULL;
 }
@@ -352,6 +351,8 @@ int config_new_default(Config **ret) {
         c->shutdown_timeout = 5;
         c->max_partial_bytes = (uint64_t)64 * 1024 * 1024;
         c->partial_timeout = 30;
+        c->ping_interval = 30;
+        c->request_timeout = 10;
         c->log_level = LOG_LEVEL_NOTICE;
         if (tls_config_default(&c->tls) < 0)
                 return -ENOMEM;
@@ -1337,11 +1338,10 @@ static int load_listen_group(LoadContext *ctx, const config_setting_t *e, int i,
                 return subject_error(ctx, keys[LISTEN_KEY_ORIGINS], &sub,
                                      "only a listener with protocol \"websocket\" has origins");
         }
-        if (!protocol_available[o->protocol]) {
-                (void)snprintf(what, sizeof(what), "element %d: ", i + 1);
-                return subject_error(ctx, keys[LISTEN_KEY_PROTOCOL], &sub,
-                                     "protocol \"%s\" is not available in this version",
-                                     protocol_names[o->protocol]);
+        if (keys[LISTEN_KEY_ROLE] && o->protocol == LISTEN_PROTOCOL_METRICS) {
+                (void)snprintf(what, sizeof(what), "element %d: key 'role': ", i + 1);
+                return subject_error(ctx, keys[LISTEN_KEY_ROLE], &sub,
+                                     "a metrics listener neither sends nor receives messages");
         }
         if (!o->has_address) {
                 c->listen_str[i] = strdup("");
@@ -1648,6 +1648,16 @@ static int load_setting(LoadContext *ctx, const config_setting_t *s, Key key, Co
                 if (r >= 0)
                         c->partial_timeout = (uint32_t)v;
                 return r;
+        case KEY_PING_INTERVAL:
+                r = load_int(ctx, s, ROOT(key), 0, CONFIG_PING_INTERVAL_MAX, &v);
+                if (r >= 0)
+                        c->ping_interval = (uint32_t)v;
+                return r;
+        case KEY_REQUEST_TIMEOUT:
+                r = load_int(ctx, s, ROOT(key), CONFIG_REQUEST_TIMEOUT_MIN, CONFIG_REQUEST_TIMEOUT_MAX, &v);
+                if (r >= 0)
+                        c->request_timeout = (uint32_t)v;
+                return r;
         case KEY_LOG_LEVEL:
                 r = load_enum(ctx, s, ROOT(key), log_level_names, ARRAY_SIZE(log_level_names), &idx);
                 if (r >= 0)
@@ -1809,7 +1819,8 @@ static void print_listen_entry(const Config *c, size_t i, FILE *f) {
         s = listen_protocol_to_string(o->protocol);
         (void)fprintf(f, "protocol = \"%s\"; tls = %s; ", s ?: "invalid", o->tls ? "true" : "false");
         s = listen_role_to_string(o->role);
-        (void)fprintf(f, "role = \"%s\"; ", s ?: "invalid");
+        if (o->protocol != LISTEN_PROTOCOL_METRICS)
+                (void)fprintf(f, "role = \"%s\"; ", s ?: "invalid");
         if (o->protocol == LISTEN_PROTOCOL_WEBSOCKET) {
                 (void)fputs("origins = [", f);
                 for (size_t k = 0; k < o->n_origins; k++) {
@@ -1884,6 +1895,8 @@ void config_print(const Config *c, FILE *f) {
         (void)fprintf(f, "max_partial_bytes = %" PRIu64 "%s;\n", c->max_partial_bytes,
                       c->max_partial_bytes > INT_MAX ? "L" : "");
         (void)fprintf(f, "partial_timeout = %" PRIu32 ";\n", c->partial_timeout);
+        (void)fprintf(f, "ping_interval = %" PRIu32 ";\n", c->ping_interval);
+        (void)fprintf(f, "request_timeout = %" PRIu32 ";\n", c->request_timeout);
         s = log_level_to_string(c->log_level);
         (void)fprintf(f, "log_level = \"%s\";\n", s ?: "invalid");
         if (c->tls.present)

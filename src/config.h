@@ -38,12 +38,16 @@ typedef enum LogLevel {
 #define CONFIG_SHUTDOWN_TIMEOUT_MAX 3600
 #define CONFIG_MAX_PARTIAL_MAX (64LL * 1024 * 1024 * 1024) /* and at least max_message_bytes */
 #define CONFIG_PARTIAL_TIMEOUT_MAX 3600
+#define CONFIG_PING_INTERVAL_MAX 3600
+#define CONFIG_REQUEST_TIMEOUT_MIN 1
+#define CONFIG_REQUEST_TIMEOUT_MAX 3600
 
 /* epoll-broadcaster.conf(5), listener groups. */
 typedef enum ListenProtocol {
         LISTEN_PROTOCOL_LINE,
         LISTEN_PROTOCOL_WEBSOCKET,
         LISTEN_PROTOCOL_METRICS,
+        N_LISTEN_PROTOCOLS,
 } ListenProtocol;
 
 typedef enum ListenRole {
@@ -116,6 +120,8 @@ typedef struct Config {
         uint32_t shutdown_timeout;  /* seconds */
         uint64_t max_partial_bytes; /* unfinished lines of all clients together */
         uint32_t partial_timeout;   /* seconds an unfinished line may wait, 0 = forever */
+        uint32_t ping_interval;     /* WebSocket: seconds of silence before a ping, 0 = never */
+        uint32_t request_timeout;   /* seconds an HTTP request head may take */
         LogLevel log_level;
         TlsConfig tls;
 } Config;

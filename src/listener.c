@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -148,10 +149,40 @@ int listener_accept(Listener *l, struct sockaddr_storage *peer, socklen_t *peer_
         return fd < 0 ? -errno : fd;
 }
 
+static void spec_free_origins(ConnSpec *spec) {
+        for (size_t i = 0; i < spec->n_origins; i++)
+                free(spec->origins[i]);
+        free(spec->origins);
+        spec->origins = NULL;
+        spec->n_origins = 0;
+}
+
+int listener_set_spec(Listener *l, bool tls, uint8_t protocol, uint8_t role, char *const *origins,
+                      size_t n_origins) {
+        spec_free_origins(&l->spec);
+        l->spec = (ConnSpec){.tls = tls, .protocol = protocol, .role = role};
+        if (n_origins == 0)
+                return 0;
+        l->spec.origins = calloc(n_origins, sizeof(char *));
+        if (!l->spec.origins)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_origins; i++) {
+                l->spec.origins[i] = strdup(origins[i]);
+                if (!l->spec.origins[i]) {
+                        l->spec.n_origins = i;
+                        spec_free_origins(&l->spec);
+                        return -ENOMEM;
+                }
+        }
+        l->spec.n_origins = n_origins;
+        return 0;
+}
+
 void listener_close(Listener *l) {
         l->src.fd = safe_close(l->src.fd);
         free(l->fdname);
         l->fdname = NULL;
+        spec_free_origins(&l->spec);
         if (l->owns_path) {
                 (void)unlink(l->addr.un.sun_path);
                 l->owns_path = false;

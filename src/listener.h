@@ -9,14 +9,22 @@
 #include "addr.h"
 #include "loop.h"
 
+/* What a listener makes of its connections. */
+typedef struct ConnSpec {
+        bool tls;         /* they speak TLS */
+        uint8_t protocol; /* ListenProtocol */
+        uint8_t role;     /* ListenRole */
+        char **origins;   /* websocket: the Origin values allowed ("*": any) */
+        size_t n_origins;
+} ConnSpec;
+
 typedef struct Listener {
         Source src;
         SockAddr addr;
         char name[ADDR_STR_MAX];
         bool owns_path; /* a Unix socket file this process created */
         bool paused;    /* accepting failed for lack of resources */
-        bool tls;       /* its clients speak TLS */
-        uint8_t role;   /* ListenRole of its clients */
+        ConnSpec spec;  /* owned: outlives a reload of the configuration */
         char *fdname;   /* FileDescriptorName= of a passed socket, or NULL */
 } Listener;
 
@@ -44,5 +52,12 @@ int listener_adopt_passed(Listener **ret, size_t *ret_n);
  * -errno (-EAGAIN when the queue is empty). */
 int listener_accept(Listener *l, struct sockaddr_storage *peer, socklen_t *peer_len);
 
-/* Closes the socket and removes a Unix socket file this process created. */
+/* Takes a copy of the listen options' spec (origins included). 0 or
+ * -ENOMEM. */
+int listener_set_spec(Listener *l, bool tls, uint8_t protocol, uint8_t role, char *const *origins,
+                      size_t n_origins);
+
+/* Closes the socket, frees the spec and removes a Unix socket file this
+ * process created. (Only connections still reading their request head use
+ * the spec, and a stop closes them with the listeners.) */
 void listener_close(Listener *l);

@@ -17,15 +17,20 @@
 #define DRAIN_TICK_USEC (USEC_PER_SEC / 10)
 
 /* Clients never written to have nothing queued: publishers linger at
- * once, handshakes are abandoned. */
+ * once (WebSocket ones after their close frame), handshakes and requests
+ * are abandoned; an HTTP response under way is finished. */
 static void server_stop_quiet(Server *s) {
         for (ListNode *n = s->quiet_list.next, *next; n != &s->quiet_list; n = next) {
                 next = n->next;
                 Client *c = container_of(n, Client, link);
-                if (client_established(c))
-                        server_linger(s, c);
-                else
+                WsConn *w = client_ws(c);
+                if (!client_established(c) || (w && w->phase == WS_PHASE_REQUEST))
                         server_close_client(s, c, "stopping");
+                else if (w) {
+                        (void)server_ws_goodbye(s, c);
+                        server_want_output(s, c);
+                } else
+                        server_linger(s, c);
         }
 }
 
@@ -117,11 +122,15 @@ static void server_log_stats(Server *s) {
         log_notice("stats: clients=%zu accepted=%" PRIu64 " messages=%" PRIu64 " bytes=%" PRIu64
                    " dropped=%" PRIu64 " slow_disconnects=%" PRIu64 " oversize=%" PRIu64 " rejected=%" PRIu64
                    " partial_disconnects=%" PRIu64 " discarded=%" PRIu64 " tls_failures=%" PRIu64
+                   " http_requests=%" PRIu64 " http_refused=%" PRIu64 " websocket_upgrades=%" PRIu64
+                   " websocket_errors=%" PRIu64 " ping_timeouts=%" PRIu64
                    " queue_memory=%zu partial_memory=%" PRIu64,
                    s->n_clients, s->stats.accepted, s->stats.messages, s->stats.bytes, s->stats.dropped,
                    s->stats.slow_disconnects, s->stats.oversize, s->stats.rejected,
                    s->stats.partial_disconnects, s->stats.discarded, s->stats.tls_failures,
-                   bcastlog_memory(s->log), s->partial_bytes);
+                   s->stats.http_requests, s->stats.http_refused, s->stats.websocket_upgrades,
+                   s->stats.websocket_errors, s->stats.ping_timeouts, bcastlog_memory(s->log),
+                   s->partial_bytes);
 }
 
 static void server_on_signal(Source *src, uint32_t events _unused_, void *userdata) {

@@ -34,6 +34,8 @@ typedef enum Warning {
         WARN_PARTIAL,
         WARN_TLS,
         WARN_DISCARD,
+        WARN_HTTP,
+        WARN_WEBSOCKET,
         WARN_ERROR,
         N_WARNINGS,
 } Warning;
@@ -66,6 +68,10 @@ struct Server {
         TlsContext *tls;   /* for TLS listeners; NULL when none is configured */
         size_t handshakes; /* TLS clients still in their handshake */
         size_t n_clients;
+        size_t n_ws;                                /* clients of websocket and metrics listeners */
+        uint64_t clients_by[N_LISTEN_PROTOCOLS][2]; /* by protocol, plain / TLS */
+        bool has_websocket;  /* a websocket listener: messages' UTF-8 validity matters */
+        uint64_t start_time; /* seconds since the epoch */
         uint64_t last_id;
         bool log_grew;
         uint64_t blocked_check_at;
@@ -91,6 +97,22 @@ uint64_t now_usec(void);
  * written. */
 void server_warn(Server *s, Warning kind, const Client *c, const char *fmt, ...) _printf_(4, 5);
 
+/* Appends whole messages of c's with the prefix (may be empty) and an
+ * optional LF; 'valid_utf8' when msg is known to be. Returns 0, or a
+ * negative code once c has been closed. */
+int server_publish(Server *s, Client *c, const char *prefix, size_t prefix_len, const char *msg, size_t len,
+                   bool add_lf, bool valid_utf8);
+/* The input of a subscribe-only client: counted and thrown away. */
+void server_discard(Server *s, Client *c, size_t n);
+/* c's unfinished input was 'before' bytes and may have changed. */
+void server_partial_changed(Server *s, Client *c, size_t before);
+void server_check_partial_total(Server *s, Client *c);
+/* c may be sent broadcast messages from now on (unless publish-only). */
+void server_start_receiving(Server *s, Client *c);
+/* c has bytes to send that are not broadcast messages: it is flushed at the
+ * end of the round (at the next EPOLLOUT if its socket is full). */
+void server_want_output(Server *s, Client *c);
+
 /* Stops all I/O on c at once; its memory and fd go at the end of the round.
  * 'why' may be NULL for an orderly close by the peer. */
 void server_close_client(Server *s, Client *c, const char *why);
@@ -107,6 +129,18 @@ void server_linger(Server *s, Client *c);
 /* Listeners paused for lack of resources are tried again. */
 void server_resume_listeners(Server *s);
 void server_close_listeners(Server *s);
+
+/* server-websocket.c */
+void server_ws_start(Server *s, Client *c);
+/* What c sent (a client of a websocket or metrics listener). Returns 0, or
+ * a negative code once c has been closed. */
+int server_ws_input(Server *s, Client *c, char *data, size_t n, const char *prefix, size_t prefix_len);
+/* At a stop: queues a close frame (1001) for an open WebSocket client;
+ * false when c has none to send. */
+bool server_ws_goodbye(Server *s, Client *c);
+/* c's last bytes (its close frame or HTTP response) are sent. */
+void server_ws_finish(Server *s, Client *c);
+void server_ws_tick(Server *s, uint32_t now);
 
 /* server-control.c */
 int server_add_signals(Server *s);

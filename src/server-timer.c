@@ -29,14 +29,18 @@ int server_arm_timer(Server *s, uint64_t interval_usec) {
         return timerfd_settime(s->timer_src.fd, 0, &its, NULL) < 0 ? -errno : 0;
 }
 
-static void server_check_linger(Server *s, Client *c, void *arg _unused_) {
-        int queued;
-        /* A client whose write failed is still being read, not drained. */
-        if (c->phase != CLIENT_LINGER || c->output_failed)
-                return;
-        /* Everything acknowledged by the peer: nothing left to lose. */
-        if (ioctl(c->src.fd, SIOCOUTQ, &queued) < 0 || queued == 0)
-                server_close_client(s, c, NULL);
+/* A lingering client (stopping, or after its WebSocket close frame or HTTP
+ * response) whose every byte the peer acknowledged has nothing left to
+ * lose. One whose write failed is still being read, not drained. */
+static void server_check_linger(Server *s) {
+        for (ListNode *n = s->linger_list.next, *next; n != &s->linger_list; n = next) {
+                next = n->next;
+                Client *c = container_of(n, Client, link);
+                int queued;
+                if (c->phase == CLIENT_LINGER && !c->output_failed &&
+                    (ioctl(c->src.fd, SIOCOUTQ, &queued) < 0 || queued == 0))
+                        server_close_client(s, c, NULL);
+        }
 }
 
 /* Like nginx's client_body_timeout and HAProxy's 'timeout http-request':
@@ -111,10 +115,11 @@ static void server_on_timer(Source *src, uint32_t events _unused_, void *userdat
                         server_client_list_for_each(s, server_check_partial_age, &now_s);
                 if (s->handshakes > 0)
                         server_client_list_for_each(s, server_check_handshake, &now_s);
+                server_ws_tick(s, now_s);
                 server_update_status(s);
         }
+        server_check_linger(s);
         if (s->phase == PHASE_DRAINING) {
-                server_client_list_for_each(s, server_check_linger, NULL);
                 if (now >= s->drain_deadline) {
                         log_notice("shutdown_timeout reached with %zu client%s left", s->n_clients,
                                    s->n_clients == 1 ? "" : "s");

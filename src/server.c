@@ -87,6 +87,9 @@ void server_close_client(Server *s, Client *c, const char *why) {
         }
         if (!client_established(c))
                 s->handshakes--;
+        if (client_ws(c))
+                s->n_ws--;
+        s->clients_by[c->protocol][c->transport == TRANSPORT_TLS]--;
         c->phase = CLIENT_CLOSING;
         loop_remove(s->loop, &c->src);
         /* Release the cursor now, so blocks it pinned can go this round. */
@@ -195,10 +198,23 @@ void server_recount_own(Server *s, Client *c, void *arg _unused_) {
 
 /* --- input ----------------------------------------------------------------- */
 
-/* Appends one or more whole messages from c, with the prefix (may be empty)
- * and an optional LF for a last line cut short by the peer's close. */
-static int server_publish(Server *s, Client *c, const char *prefix, size_t prefix_len, const char *msg,
-                          size_t len, bool add_lf) {
+/* Whether WebSocket readers get the messages as text frames: decided once
+ * here, for all of them, and only when there can be any. A run of lines is
+ * valid UTF-8 exactly when each of its lines is (an LF is a character of
+ * its own). */
+static LogKind server_kind(const Server *s, const char *prefix, size_t prefix_len, const char *msg,
+                           size_t len, bool valid_utf8) {
+        if (!s->has_websocket)
+                return BCASTLOG_TEXT;
+        Utf8State u = UTF8_STATE_INIT;
+        if (utf8_feed(&u, (const uint8_t *)prefix, prefix_len) < 0 ||
+            (!valid_utf8 && utf8_feed(&u, (const uint8_t *)msg, len) < 0) || !utf8_complete(&u))
+                return BCASTLOG_BINARY;
+        return BCASTLOG_TEXT;
+}
+
+int server_publish(Server *s, Client *c, const char *prefix, size_t prefix_len, const char *msg, size_t len,
+                   bool add_lf, bool valid_utf8) {
         struct iovec iov[3];
         size_t n = 0;
         if (prefix_len > 0)
@@ -207,7 +223,8 @@ static int server_publish(Server *s, Client *c, const char *prefix, size_t prefi
         if (add_lf)
                 iov[n++] = (struct iovec){.iov_base = (void *)(uintptr_t) "\n", .iov_len = 1};
 
-        int r = bcastlog_append(s->log, c->id, iov, n);
+        int r = bcastlog_append(s->log, c->id, server_kind(s, prefix, prefix_len, msg, len, valid_utf8), iov,
+                                n);
         if (r < 0) {
                 server_warn(s, WARN_ERROR, c, "cannot queue a message: %s", strerror(-r));
                 server_close_client(s, c, "out of memory");
@@ -240,7 +257,7 @@ static void server_oversize(Server *s, Client *c) {
 
 /* The one place an unfinished line changes: keeps the total of all
  * clients' unfinished lines exact, and when each began. */
-static void server_partial_changed(Server *s, Client *c, size_t before) {
+void server_partial_changed(Server *s, Client *c, size_t before) {
         size_t after = client_pending_input(c);
         s->partial_bytes = s->partial_bytes - before + after;
         if (before == 0 && after > 0)
@@ -257,7 +274,7 @@ static int server_next_message(Server *s, Client *c, const char **in, size_t *in
 
 /* Unfinished lines are bounded all together: the client whose read takes
  * the total past max_partial_bytes is the one disconnected. */
-static void server_check_partial_total(Server *s, Client *c) {
+void server_check_partial_total(Server *s, Client *c) {
         if (s->partial_bytes <= s->config->max_partial_bytes || client_pending_input(c) == 0)
                 return;
         s->stats.partial_disconnects++;
@@ -283,7 +300,7 @@ static int server_client_input(Server *s, Client *c, const char *data, size_t n,
                         continue;
                 }
                 if (run) {
-                        if (server_publish(s, c, prefix, prefix_len, run, run_len, false) < 0)
+                        if (server_publish(s, c, prefix, prefix_len, run, run_len, false, false) < 0)
                                 return -ECONNRESET;
                         run = NULL;
                 }
@@ -295,11 +312,11 @@ static int server_client_input(Server *s, Client *c, const char *data, size_t n,
                         run_len = len;
                         continue;
                 }
-                if (server_publish(s, c, prefix, prefix_len, line, len, false) < 0)
+                if (server_publish(s, c, prefix, prefix_len, line, len, false, false) < 0)
                         return -ECONNRESET;
         }
         /* Lines before an oversize one were whole: they still go out. */
-        if (run && server_publish(s, c, prefix, prefix_len, run, run_len, false) < 0)
+        if (run && server_publish(s, c, prefix, prefix_len, run, run_len, false, false) < 0)
                 return -ECONNRESET;
         if (r == -EMSGSIZE) {
                 server_oversize(s, c);
@@ -330,7 +347,7 @@ static void server_client_eof(Server *s, Client *c, bool relay, const char *why)
                         char prefix[PREFIX_EXPANDED_MAX];
                         size_t prefix_len = server_prefix(s, c, prefix, sizeof(prefix));
                         s->stats.messages++;
-                        if (server_publish(s, c, prefix, prefix_len, line, len, true) < 0)
+                        if (server_publish(s, c, prefix, prefix_len, line, len, true, false) < 0)
                                 return;
                 }
         }
@@ -347,11 +364,14 @@ static size_t server_read_size(const Server *s, const Client *c, size_t prefix_l
         return (size_t)MIN((uint64_t)READ_BUFFER_SIZE, (s->round_budget - pending) / (prefix_len + 1));
 }
 
-/* A client starts receiving once it can: at accept, or for TLS at the end
- * of its handshake (before it, it is not connected in the sense of
- * docs/protocol.md, and holds no cursor). Publish-only clients never do. */
-static void server_start_receiving(Server *s, Client *c) {
-        if (c->role == LISTEN_ROLE_PUBLISH) {
+/* A client starts receiving once it can: at accept, or at the end of its
+ * TLS handshake, or of its WebSocket upgrade (before, it is not connected
+ * in the sense of docs/protocol.md, and holds no cursor). Publish-only
+ * clients and clients of metrics listeners never do. */
+void server_start_receiving(Server *s, Client *c) {
+        WsConn *w = client_ws(c);
+        c->writable = true;
+        if (c->role == LISTEN_ROLE_PUBLISH || (w && !ws_conn_open(w))) {
                 list_move_back(&s->quiet_list, &c->link);
                 return;
         }
@@ -377,7 +397,7 @@ static void server_handshake_done(Server *s, Client *c) {
 
 /* A subscribe-only client's input is read (so its socket never fills and
  * it is never cut off for it) and thrown away; counted, and said once. */
-static void server_discard(Server *s, Client *c, size_t n) {
+void server_discard(Server *s, Client *c, size_t n) {
         s->stats.discarded += n;
         if (c->discard_noticed)
                 return;
@@ -441,7 +461,10 @@ static void server_client_read(Server *s, Client *c) {
                         return;
                 }
                 s->stats.bytes += (uint64_t)n;
-                if (relay && c->role == LISTEN_ROLE_SUBSCRIBE)
+                if (relay && client_ws(c)) {
+                        if (server_ws_input(s, c, s->rbuf, (size_t)n, prefix, prefix_len) < 0)
+                                return;
+                } else if (relay && c->role == LISTEN_ROLE_SUBSCRIBE)
                         server_discard(s, c, (size_t)n);
                 else if (relay && server_client_input(s, c, s->rbuf, (size_t)n, prefix, prefix_len) < 0)
                         return;
@@ -460,7 +483,8 @@ static void server_on_client(Source *src, uint32_t events, void *userdata) {
                 events |= EPOLLOUT;
         if ((events & EPOLLOUT) && client_read_wants_write(c))
                 events |= EPOLLIN;
-        if ((events & EPOLLOUT) && c->receiving && (!c->writable || client_write_wants_read(c))) {
+        if ((events & EPOLLOUT) && (c->receiving || client_ws(c)) &&
+            (!c->writable || client_write_wants_read(c))) {
                 c->writable = true;
                 if (c->phase == CLIENT_OPEN)
                         list_move_back(&s->flush_list, &c->link);
@@ -517,23 +541,35 @@ static void server_flush(Server *s) {
         list_splice_back(&todo, &s->flush_list);
         while ((n = list_pop_front(&todo))) {
                 Client *c = container_of(n, Client, link);
+                WsConn *w = client_ws(c);
                 int r;
                 /* Write until the socket is full or the client caught up:
-                 * whatever is still queued after that is truly waiting. */
-                do
-                        r = client_flush(c, s->log, server_skip(s, c));
-                while (r == 1);
+                 * whatever is still queued after that is truly waiting. At
+                 * a stop, a WebSocket client's close frame comes last. */
+                do {
+                        do
+                                r = client_flush(c, s->log, server_skip(s, c));
+                        while (r == 1);
+                } while (r == 0 && s->phase == PHASE_DRAINING && server_ws_goodbye(s, c));
                 server_resume_input(s, c, NULL);
                 if (r == -EAGAIN) {
                         list_push_back(&s->blocked_list, n);
                         server_watch_blocked(s, c);
                 } else if (r < 0)
                         server_write_failed(s, c, -r);
+                else if (w && ws_conn_finished(w))
+                        server_ws_finish(s, c);
                 else if (s->phase == PHASE_DRAINING)
                         server_linger(s, c);
                 else
-                        list_push_back(&s->idle_list, n);
+                        list_push_back(c->receiving ? &s->idle_list : &s->quiet_list, n);
         }
+}
+
+void server_want_output(Server *s, Client *c) {
+        /* A full socket's EPOLLOUT edge moves it to the flush list. */
+        if (c->phase == CLIENT_OPEN && c->writable && client_established(c))
+                list_move_back(&s->flush_list, &c->link);
 }
 
 /* --- accepting ------------------------------------------------------------- */
@@ -547,8 +583,8 @@ void server_tune_keepalive(Server *s, Client *c, void *arg _unused_) {
                 log_debug("client %" PRIu64 ": cannot set TCP keepalive: %m", c->id);
 }
 
-void server_add_connection(Server *s, int fd, const struct sockaddr *peer, socklen_t peer_len, bool tls,
-                           int role) {
+void server_add_connection(Server *s, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                           const ConnSpec *spec) {
         _cleanup_close_ int cfd = fd;
         char name[ADDR_STR_MAX];
 
@@ -562,9 +598,10 @@ void server_add_connection(Server *s, int fd, const struct sockaddr *peer, sockl
         }
 
         Client *c = NULL;
+        bool tls = spec->tls;
         int r = tls && !s->tls ? -ENOPROTOOPT : 0;
         if (r >= 0)
-                r = client_new(&c, s->last_id + 1, cfd, peer, peer_len, tls ? s->tls : NULL);
+                r = client_new(&c, s->last_id + 1, cfd, peer, peer_len, spec, tls ? s->tls : NULL);
         if (r >= 0)
                 r = loop_add(s->loop, &c->src, cfd, server_on_client);
         if (r < 0) {
@@ -575,7 +612,6 @@ void server_add_connection(Server *s, int fd, const struct sockaddr *peer, sockl
         TAKE_FD(cfd);
         s->last_id++;
         s->stats.accepted++;
-        c->role = (uint8_t)role;
         if (c->tcp) {
                 int on = 1;
                 /* We batch writes ourselves; Nagle would only add latency. */
@@ -584,10 +620,18 @@ void server_add_connection(Server *s, int fd, const struct sockaddr *peer, sockl
                 server_tune_keepalive(s, c, NULL);
         }
         s->n_clients++;
+        s->clients_by[c->protocol][tls]++;
+        if (client_ws(c))
+                server_ws_start(s, c);
         if (log_enabled(LOG_INFO)) {
+                static const char *const kinds[N_LISTEN_PROTOCOLS][2] = {
+                        {"", " (TLS)"},
+                        {" (websocket)", " (websocket, TLS)"},
+                        {" (metrics)", " (metrics, TLS)"},
+                };
                 client_peer(c, name, sizeof(name));
                 log_set_client(c->id, name);
-                log_info("client %" PRIu64 " connected from %s%s", c->id, name, tls ? " (TLS)" : "");
+                log_info("client %" PRIu64 " connected from %s%s", c->id, name, kinds[c->protocol][tls]);
                 log_set_client(0, NULL);
         }
         if (client_established(c))
@@ -663,7 +707,7 @@ static void server_on_listener(Source *src, uint32_t events _unused_, void *user
                                 return;
                         continue;
                 }
-                server_add_connection(s, fd, (const struct sockaddr *)&peer, len, l->tls, l->role);
+                server_add_connection(s, fd, (const struct sockaddr *)&peer, len, &l->spec);
         }
         loop_requeue(s->loop, src, EPOLLIN);
 }
@@ -696,37 +740,51 @@ static int server_watch_listeners(Server *s, bool passed) {
                         log_error("cannot watch %s: %s", l->name, strerror(-r));
                         return r;
                 }
-                const char *role = l->role < ARRAY_SIZE(roles) && roles[l->role] ? roles[l->role] : "";
-                char what[64];
-                (void)snprintf(what, sizeof(what), "%s%s%s", passed ? ", passed by systemd" : "",
-                               l->tls ? ", TLS" : "", role);
+                const ConnSpec *spec = &l->spec;
+                const char *role =
+                        spec->role < ARRAY_SIZE(roles) && roles[spec->role] ? roles[spec->role] : "";
+                const char *protocol = spec->protocol == LISTEN_PROTOCOL_WEBSOCKET ? ", websocket"
+                                       : spec->protocol == LISTEN_PROTOCOL_METRICS ? ", metrics"
+                                                                                   : "";
+                char what[96];
+                (void)snprintf(what, sizeof(what), "%s%s%s%s", passed ? ", passed by systemd" : "", protocol,
+                               spec->tls ? ", TLS" : "", role);
                 log_notice("%s %s%s%s%s", passed ? "serving" : "listening on", l->name, what[0] ? " (" : "",
                            what[0] ? what + 2 : "", what[0] ? ")" : "");
         }
         return 0;
 }
 
+static int server_set_spec(Listener *l, const ListenOptions *o) {
+        int r = listener_set_spec(l, o->tls, (uint8_t)o->protocol, (uint8_t)o->role, o->origins,
+                                  o->n_origins);
+        if (r < 0)
+                log_error("out of memory");
+        return r;
+}
+
 /* A socket systemd passed takes the options of the 'listen' group whose
  * name is its FileDescriptorName=; any other is a plain line listener. */
-static void server_name_passed(Server *s, Listener *l) {
+static int server_name_passed(Server *s, Listener *l) {
         const Config *cfg = s->config;
         for (size_t i = 0; l->fdname && i < cfg->n_listen; i++) {
                 const ListenOptions *o = &cfg->listen_opts[i];
-                if (o->name && o->name[0] && strcmp(o->name, l->fdname) == 0) {
-                        l->tls = o->tls;
-                        l->role = (uint8_t)o->role;
-                        return;
-                }
+                if (o->name && o->name[0] && strcmp(o->name, l->fdname) == 0)
+                        return server_set_spec(l, o);
         }
+        return 0;
 }
 
-static int server_check_tls(Server *s) {
-        for (size_t i = 0; i < s->n_listeners; i++)
-                if (s->listeners[i].tls && !s->tls) {
+static int server_check_listeners(Server *s) {
+        for (size_t i = 0; i < s->n_listeners; i++) {
+                if (s->listeners[i].spec.protocol == LISTEN_PROTOCOL_WEBSOCKET)
+                        s->has_websocket = true;
+                if (s->listeners[i].spec.tls && !s->tls) {
                         log_error("%s is a TLS listener, but there is no usable 'tls' group",
                                   s->listeners[i].name);
                         return -ENOPROTOOPT;
                 }
+        }
         return 0;
 }
 
@@ -740,9 +798,10 @@ int server_listen(Server *s) {
                 s->socket_activated = true;
                 log_notice("using %zu socket%s passed by systemd; 'listen' in %s is ignored", s->n_listeners,
                            s->n_listeners == 1 ? "" : "s", s->config_path);
-                for (size_t i = 0; i < s->n_listeners; i++)
-                        server_name_passed(s, &s->listeners[i]);
-                r = server_check_tls(s);
+                for (size_t i = 0; i < s->n_listeners && r >= 0; i++)
+                        r = server_name_passed(s, &s->listeners[i]);
+                if (r >= 0)
+                        r = server_check_listeners(s);
                 return r < 0 ? r : server_watch_listeners(s, true);
         }
 
@@ -764,15 +823,16 @@ int server_listen(Server *s) {
                         log_error("cannot listen on %s: %s", cfg->listen_str[i], strerror(-r));
                         return r;
                 }
-                l->tls = o->tls;
-                l->role = (uint8_t)o->role;
                 s->n_listeners++;
+                r = server_set_spec(l, o);
+                if (r < 0)
+                        return r;
         }
         if (s->n_listeners == 0) {
                 log_error("no address to listen on");
                 return -EADDRNOTAVAIL;
         }
-        r = server_check_tls(s);
+        r = server_check_listeners(s);
         return r < 0 ? r : server_watch_listeners(s, false);
 }
 
@@ -810,6 +870,7 @@ int server_new(Server **ret, Config *config, const char *config_path, bool must_
                 return log_error("out of memory"), -ENOMEM;
         }
         s->config = config;
+        s->start_time = (uint64_t)time(NULL);
         s->blocked_check_at = UINT64_MAX;
         s->signal_src.fd = s->timer_src.fd = -1;
         list_init(&s->flush_list);

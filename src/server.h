@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "listener.h"
 #include "tls.h"
 
 typedef struct Server Server;
@@ -52,9 +53,9 @@ int server_listen(Server *s);
 
 /* Takes a connected stream socket as a new client (closing it when
  * max_clients is reached). 'peer' is its address as accept() gave it;
- * 'tls' and 'role' (a ListenRole) are its listener's. */
-void server_add_connection(Server *s, int fd, const struct sockaddr *peer, socklen_t peer_len, bool tls,
-                           int role);
+ * 'spec' is its listener's (it must outlive the client's request phase). */
+void server_add_connection(Server *s, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                           const ConnSpec *spec);
 
 /* One round: waits up to timeout_ms for events (-1: until one comes), reads
  * and relays, writes, frees what was closed. Returns 0 or -errno. */

@@ -45,6 +45,7 @@ enum {
 enum {
         WS_CLOSE_NORMAL = 1000,
         WS_CLOSE_GOING_AWAY = 1001,
+        WS_CLOSE_UNSUPPORTED = 1003, /* here: a message holding an LF */
         WS_CLOSE_PROTOCOL_ERROR = 1002,
         WS_CLOSE_NO_STATUS = 1005, /* never sent: an empty close payload */
         WS_CLOSE_INVALID_DATA = 1007,

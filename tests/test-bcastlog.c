@@ -85,7 +85,7 @@ static char *make_msg(size_t len) {
 
 static void append(BcastLog *log, uint64_t sender, const void *p, size_t n) {
         struct iovec iov = {.iov_base = (void *)(uintptr_t)p, .iov_len = n};
-        cr_assert_eq(bcastlog_append(log, sender, &iov, 1), 0);
+        cr_assert_eq(bcastlog_append(log, sender, BCASTLOG_TEXT, &iov, 1), 0);
 }
 
 static void expect_same(const Buf *got, const Buf *want, const char *what) {
@@ -211,8 +211,8 @@ Test(bcastlog, empty_append_is_a_no_op) {
         LogCursor c;
         bcastlog_cursor_init(log, &c);
         struct iovec iov[2] = {{.iov_base = (void *)"", .iov_len = 0}, {.iov_base = NULL, .iov_len = 0}};
-        cr_assert_eq(bcastlog_append(log, 1, iov, 2), 0);
-        cr_assert_eq(bcastlog_append(log, 1, iov, 0), 0);
+        cr_assert_eq(bcastlog_append(log, 1, BCASTLOG_TEXT, iov, 2), 0);
+        cr_assert_eq(bcastlog_append(log, 1, BCASTLOG_TEXT, iov, 0), 0);
         cr_assert_eq(bcastlog_end(log), 0);
         cr_assert_eq(bcastlog_backlog(log, &c), 0);
         size_t bytes;
@@ -238,7 +238,7 @@ Test(bcastlog, append_concatenates_iovec_parts_across_blocks) {
                         {.iov_base = m, .iov_len = len - 1},
                         {.iov_base = (void *)"\n", .iov_len = 1},
                 };
-                cr_assert_eq(bcastlog_append(log, 1 + (uint64_t)(i % 3), iov, 3), 0);
+                cr_assert_eq(bcastlog_append(log, 1 + (uint64_t)(i % 3), BCASTLOG_TEXT, iov, 3), 0);
                 buf_put(&want, prefix, (size_t)pl);
                 buf_put(&want, m, len);
                 free(m);
@@ -1170,7 +1170,7 @@ static void model_run(uint64_t seed) {
                                         if (rd[k].active && rd[k].skip != sender)
                                                 rd[k].remaining += len;
                         }
-                        cr_assert_eq(bcastlog_append(log, sender, iov, n_iov), 0);
+                        cr_assert_eq(bcastlog_append(log, sender, BCASTLOG_TEXT, iov, n_iov), 0);
                         cr_assert_eq(bcastlog_end(log), m.end);
                         stats[0]++;
                 } else if (op < 78) {

@@ -14,7 +14,7 @@
 static Client *client_on(int fd, uint64_t id, BcastLog *log) {
         struct sockaddr peer = {.sa_family = AF_UNIX};
         Client *c;
-        cr_assert_eq(client_new(&c, id, fd, &peer, sizeof(sa_family_t), NULL), 0);
+        cr_assert_eq(client_new(&c, id, fd, &peer, sizeof(sa_family_t), &(ConnSpec){0}, NULL), 0);
         c->src.fd = fd;
         if (log)
                 bcastlog_cursor_init(log, &c->cursor);
@@ -45,7 +45,7 @@ static void fixture_free(Fixture *f) {
 
 static void append(BcastLog *log, uint64_t sender, const char *s) {
         struct iovec iov = {.iov_base = (void *)(uintptr_t)s, .iov_len = strlen(s)};
-        cr_assert_eq(bcastlog_append(log, sender, &iov, 1), 0);
+        cr_assert_eq(bcastlog_append(log, sender, BCASTLOG_TEXT, &iov, 1), 0);
 }
 
 Test(client, a_reset_ends_the_stream_after_the_data_before_it) {

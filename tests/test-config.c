@@ -160,6 +160,8 @@ static void expect_defaults(const Config *c) {
         cr_expect_eq(c->shutdown_timeout, 5);
         cr_expect_eq(c->max_partial_bytes, 67108864);
         cr_expect_eq(c->partial_timeout, 30);
+        cr_expect_eq(c->ping_interval, 30);
+        cr_expect_eq(c->request_timeout, 10);
         cr_expect_eq(c->log_level, LOG_LEVEL_NOTICE);
         for (size_t i = 0; i < c->n_listen; i++)
                 expect_plain_options(&c->listen_opts[i]);
@@ -211,6 +213,8 @@ static void expect_same_settings(const Config *a, const Config *b) {
         cr_expect_eq(a->shutdown_timeout, b->shutdown_timeout);
         cr_expect_eq(a->max_partial_bytes, b->max_partial_bytes);
         cr_expect_eq(a->partial_timeout, b->partial_timeout);
+        cr_expect_eq(a->ping_interval, b->ping_interval);
+        cr_expect_eq(a->request_timeout, b->request_timeout);
         cr_expect_eq(a->log_level, b->log_level);
 }
 
@@ -344,6 +348,17 @@ Test(config, partial_settings_boundaries_accepted) {
         config_free(c);
 }
 
+Test(config, websocket_settings_boundaries_accepted) {
+        Config *c = load_ok("ping_interval = 0;\nrequest_timeout = 1;\n");
+        cr_expect_eq(c->ping_interval, 0);
+        cr_expect_eq(c->request_timeout, 1);
+        config_free(c);
+        c = load_ok("ping_interval = 3600;\nrequest_timeout = 3600;\n");
+        cr_expect_eq(c->ping_interval, 3600);
+        cr_expect_eq(c->request_timeout, 3600);
+        config_free(c);
+}
+
 Test(config, range_boundaries_accepted) {
         Config *c = load_ok("max_clients = 1;\nmax_message_bytes = 2;\nmax_queue_bytes = 1024;\n"
                             "tcp_keepalive = 0;\nshutdown_timeout = 0;\n");
@@ -441,6 +456,14 @@ ERROR_TEST(range_partial_timeout_low, "partial_timeout = -1;",
            "3: setting 'partial_timeout': -1 is out of range 0..3600")
 ERROR_TEST(range_partial_timeout_high, "partial_timeout = 3601;",
            "3: setting 'partial_timeout': 3601 is out of range 0..3600")
+ERROR_TEST(range_ping_interval_low, "ping_interval = -1;",
+           "3: setting 'ping_interval': -1 is out of range 0..3600")
+ERROR_TEST(range_ping_interval_high, "ping_interval = 3601;",
+           "3: setting 'ping_interval': 3601 is out of range 0..3600")
+ERROR_TEST(range_request_timeout_low, "request_timeout = 0;",
+           "3: setting 'request_timeout': 0 is out of range 1..3600")
+ERROR_TEST(range_request_timeout_high, "request_timeout = 3601;",
+           "3: setting 'request_timeout': 3601 is out of range 1..3600")
 ERROR_TEST(range_int64, "max_clients = 5000000000L;",
            "3: setting 'max_clients': 5000000000 is out of range 1..1000000")
 
@@ -1038,14 +1061,29 @@ GROUP_ERROR(group_bad_protocol, "{ address = \"/run/a\"; protocol = \"http\"; }"
             "key 'protocol': \"http\" is not one of \"line\", \"websocket\" or \"metrics\"")
 GROUP_ERROR(group_protocol_case, "{ address = \"/run/a\"; protocol = \"Line\"; }",
             "key 'protocol': \"Line\" is not one of \"line\", \"websocket\" or \"metrics\"")
-GROUP_ERROR(group_websocket_unavailable, "{ address = \"*:8080\"; protocol = \"websocket\"; }",
-            "protocol \"websocket\" is not available in this version")
-GROUP_ERROR(
-        group_websocket_origins_unavailable,
-        "{ address = \"*:8080\"; protocol = \"websocket\"; origins = [ \"https://example.org\", \"*\" ]; }",
-        "protocol \"websocket\" is not available in this version")
-GROUP_ERROR(group_metrics_unavailable, "{ address = \"127.0.0.1:9187\"; protocol = \"metrics\"; }",
-            "protocol \"metrics\" is not available in this version")
+GROUP_ERROR(group_metrics_role, "{ address = \"127.0.0.1:9187\"; protocol = \"metrics\"; role = \"both\"; }",
+            "key 'role': a metrics listener neither sends nor receives messages")
+GROUP_ERROR(group_metrics_origins,
+            "{ address = \"127.0.0.1:9187\"; protocol = \"metrics\"; origins = [ \"*\" ]; }",
+            "key 'origins': only a listener with protocol \"websocket\" has origins")
+
+static void expect_round_trip(const char *text);
+
+Test(config, websocket_and_metrics_groups) {
+        Config *c = load_ok("listen = ( { address = \"*:8080\"; protocol = \"websocket\";\n"
+                            "  origins = [ \"https://example.org\", \"*\" ]; },\n"
+                            "  { address = \"127.0.0.1:9187\"; protocol = \"metrics\"; tls = true; } );\n"
+                            "tls = { cert_file = \"c.pem\"; key_file = \"k.pem\"; };\n");
+        cr_assert_eq(c->n_listen, 2);
+        cr_expect_eq(c->listen_opts[0].protocol, LISTEN_PROTOCOL_WEBSOCKET);
+        cr_assert_eq(c->listen_opts[0].n_origins, 2);
+        cr_expect_str_eq(c->listen_opts[0].origins[0], "https://example.org");
+        cr_expect_str_eq(c->listen_opts[0].origins[1], "*");
+        cr_expect_eq(c->listen_opts[1].protocol, LISTEN_PROTOCOL_METRICS);
+        cr_expect(c->listen_opts[1].tls);
+        config_free(c);
+        expect_round_trip("listen = ( { address = \"127.0.0.1:9187\"; protocol = \"metrics\"; } );\n");
+}
 GROUP_ERROR(group_type_tls, "{ address = \"/run/a\"; tls = \"yes\"; }",
             "key 'tls': expected a boolean (true or false), got a string")
 GROUP_ERROR(group_type_tls_int, "{ address = \"/run/a\"; tls = 1; }",
@@ -1136,9 +1174,10 @@ Test(config, group_error_lines) {
                 "listen = (\n  \"/run/a\", { address = \"*:1\"; protocol = \"websocket\"; origins = [\n"
                 "  \"*\", /* \"\", */\n  # \"\",\n  \"x y\" ]; }\n);\n",
                 "5: setting 'listen': element 2: key 'origins': element 2: \"x y\" contains whitespace");
-        expect_error(
-                "listen = (\n  \"/run/a\",\n  { address = \"*:1\";\n    protocol = \"metrics\"; }\n);\n",
-                "4: setting 'listen': element 2: protocol \"metrics\" is not available in this version");
+        expect_error("listen = (\n  \"/run/a\",\n  { address = \"*:1\";\n    protocol = \"metrics\";\n"
+                     "    role = \"publish\"; }\n);\n",
+                     "5: setting 'listen': element 2: key 'role': a metrics listener neither sends nor "
+                     "receives messages");
         expect_error("listen = (\n  { address = \"/run/a\"; },\n  {\n    address = \"/run/b\";\n    name = "
                      "\"b\";\n"
                      "  },\n  \"/run/b\"\n);\n",
@@ -1424,6 +1463,8 @@ Test(config, print_defaults_exactly) {
                                "shutdown_timeout = 5;\n"
                                "max_partial_bytes = 67108864;\n"
                                "partial_timeout = 30;\n"
+                               "ping_interval = 30;\n"
+                               "request_timeout = 10;\n"
                                "log_level = \"notice\";\n");
         free(text);
         config_free(c);
@@ -1516,6 +1557,8 @@ Test(config, print_groups_exactly) {
                          "shutdown_timeout = 5;\n"
                          "max_partial_bytes = 67108864;\n"
                          "partial_timeout = 30;\n"
+                         "ping_interval = 30;\n"
+                         "request_timeout = 10;\n"
                          "log_level = \"notice\";\n"
                          "tls = {\n"
                          "  cert_file = \"%s/tls/cert.pem\";\n"
@@ -1567,7 +1610,6 @@ Test(config, print_plain_groups_as_strings) {
 }
 
 Test(config, print_websocket_origins) {
-        /* Not loadable in this version, but printed as it will be. */
         Config *c = NULL;
         char *text;
 
@@ -1588,9 +1630,7 @@ Test(config, print_websocket_origins) {
                              "\"both\"; origins = [ \"https://example.org\", \"*\" ]; history = true; }\n"
                              "); # built-in default\n"),
                 "%s", text);
-        expect_error(
-                text,
-                "3: setting 'listen': element 1: protocol \"websocket\" is not available in this version");
+        expect_round_trip(text);
         free(text);
         config_free(c);
 }

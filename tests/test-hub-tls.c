@@ -102,7 +102,8 @@ static int hub_plain(Hub *h) {
         int sv[2];
         cr_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
         struct sockaddr peer = {.sa_family = AF_UNIX};
-        server_add_connection(h->s, sv[0], &peer, sizeof(sa_family_t), false, LISTEN_ROLE_BOTH);
+        server_add_connection(h->s, sv[0], &peer, sizeof(sa_family_t),
+                              &(ConnSpec){.role = LISTEN_ROLE_BOTH});
         return sv[1];
 }
 
@@ -120,7 +121,7 @@ static bool peer_connect(Hub *h, Peer *p, const char *cert) {
         int sv[2];
         cr_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
         struct sockaddr addr = {.sa_family = AF_UNIX};
-        server_add_connection(h->s, sv[0], &addr, sizeof(sa_family_t), true, LISTEN_ROLE_BOTH);
+        server_add_connection(h->s, sv[0], &addr, sizeof(sa_family_t), &(ConnSpec){.tls = true});
         p->fd = sv[1];
         p->ctx = SSL_CTX_new(TLS_client_method());
         cr_assert(p->ctx);
@@ -409,7 +410,7 @@ Test(hub_tls, handshakes_count_towards_max_clients) {
         int sv[2];
         cr_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
         struct sockaddr addr = {.sa_family = AF_UNIX};
-        server_add_connection(h.s, sv[0], &addr, sizeof(sa_family_t), true, LISTEN_ROLE_BOTH);
+        server_add_connection(h.s, sv[0], &addr, sizeof(sa_family_t), &(ConnSpec){.tls = true});
         int plain = hub_plain(&h);
         cr_assert_eq(server_clients(h.s), 1);
         cr_assert_eq(server_stats(h.s)->rejected, 1,

@@ -58,7 +58,7 @@ static int hub_client_role(Hub *h, int sndbuf, int role) {
         if (sndbuf > 0)
                 cr_assert(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == 0);
         struct sockaddr peer = {.sa_family = AF_UNIX};
-        server_add_connection(h->s, sv[0], &peer, sizeof(sa_family_t), false, role);
+        server_add_connection(h->s, sv[0], &peer, sizeof(sa_family_t), &(ConnSpec){.role = (uint8_t)role});
         return sv[1];
 }
 

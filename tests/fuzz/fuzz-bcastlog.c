@@ -168,7 +168,7 @@ static void op_append(State *s, size_t slot, FuzzInput *in) {
         size_t cut1 = fuzz_u16(in) % (total + 1), cut2 = fuzz_u16(in) % (total + 1);
         size_t a = MIN(cut1, cut2), b = MAX(cut1, cut2);
         struct iovec iov[3] = {{buf, a}, {buf + a, b - a}, {buf + b, total - b}};
-        if (bcastlog_append(s->log, sender, iov, 3) != 0)
+        if (bcastlog_append(s->log, sender, BCASTLOG_TEXT, iov, 3) != 0)
                 abort();
         free(buf);
         s->n_msgs += n;
