@@ -1,5 +1,5 @@
 /* ebbench: load generator for epoll-broadcaster and the servers it is
- * compared with (Redis pub/sub, NATS, ncat --broker).
+ * compared with (Redis pub/sub, NATS, ncat --broker, Mosquitto's MQTT).
  *
  * One process, one epoll loop, non-blocking sockets. S subscribers and P
  * publishers; every message carries its publisher, a sequence number and a
@@ -15,6 +15,14 @@
  * then the same load through SSL_read_ex/SSL_write_ex. The server's
  * certificate is not checked unless --ca names a CA file: the benchmark needs
  * the encryption, not the authentication.
+ *
+ * With --ws every connection is a WebSocket client (RFC 6455): after TCP
+ * (and TLS) an HTTP upgrade with a random key, the 101 and its
+ * Sec-WebSocket-Accept checked; every frame sent is masked. The line
+ * protocol over WebSocket is epoll-broadcaster's: one text frame a message,
+ * without the LF, each checked to be exactly one message. NATS and MQTT
+ * are byte streams inside binary frames, which may cut or join their
+ * packets anywhere: their frames are unwrapped into a stream first.
  *
  * The last line of output is machine-readable: "RESULT key=value ...". */
 #include <arpa/inet.h>
@@ -35,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -43,10 +52,11 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-typedef enum Proto { PROTO_LINE, PROTO_RESP, PROTO_NATS } Proto;
+typedef enum Proto { PROTO_LINE, PROTO_RESP, PROTO_NATS, PROTO_MQTT } Proto;
 
 /* Payload layout: "PPPP SSSSSSSSSSSSSSSS TTTTTTTTTTTTTTTT " then filler.
  * Fixed-width hex parses without scanning. */
@@ -57,7 +67,8 @@ typedef enum Proto { PROTO_LINE, PROTO_RESP, PROTO_NATS } Proto;
 #define READ_BUFFER_SIZE ((size_t)256 * 1024)
 #define SEND_BATCH_BYTES ((size_t)64 * 1024)
 #define CONNECTS_IN_FLIGHT 256 /* below any listen backlog: no SYN is dropped */
-#define SYNC_LINE "SYNC\n"
+#define SYNC_WORD "SYNC"
+#define SYNC_LINE SYNC_WORD "\n"
 #define CHANNEL "eb"
 /* A server that has not taken every connection by then never will. */
 #define SETUP_TIMEOUT_NS (20 * 1000000000ull)
@@ -66,12 +77,26 @@ typedef enum Proto { PROTO_LINE, PROTO_RESP, PROTO_NATS } Proto;
 /* --tls: OpenSSL reads ahead into a buffer this large (several records per
  * read(2)), so a subscriber drains a busy socket in few system calls. */
 #define TLS_READ_AHEAD_BYTES ((size_t)64 * 1024)
+/* --ws: a frame header as a server sends it is at most 10 bytes, a control
+ * frame at most 2 + 125: an unfinished one is carried to the next read
+ * whole. A client's header adds the 4-byte masking key. */
+#define WS_HEADER_MAX 10
+#define WS_CARRY_MAX (2 + 125)
+#define WS_OP_TEXT 0x1
+#define WS_OP_BINARY 0x2
+#define WS_OP_CLOSE 0x8
+#define WS_OP_PING 0x9
+#define WS_OP_PONG 0xa
+/* MQTT: a keep-alive longer than any run, so no PINGREQ is ever due
+ * (Mosquitto refuses 0, "none", from a 3.1.1 client). */
+#define MQTT_KEEPALIVE 0xffff
 
 /* How far a connection is from carrying traffic (connect_all). */
 typedef enum Setup {
         SETUP_TCP,  /* connect(2) in progress */
         SETUP_INFO, /* --tls, NATS: waiting for the plaintext INFO line */
         SETUP_TLS,  /* --tls: client handshake in progress */
+        SETUP_WS,   /* --ws: upgrade request sent, waiting for the 101 */
 } Setup;
 
 typedef struct Conn {
@@ -88,8 +113,15 @@ typedef struct Conn {
         uint32_t idx;     /* index among subscribers or publishers */
         char *pending;    /* unfinished frame carried to the next read */
         uint32_t pending_len;
-        uint64_t received; /* messages (subscribers) */
-        /* Publishers: frames built but not yet written. */
+        /* --ws, stream protocols: what is left of the data frame being
+         * unwrapped, and the unfinished frame header or control frame. */
+        uint64_t ws_left;
+        uint8_t ws_carry_len;
+        char ws_carry[WS_CARRY_MAX];
+        char ws_accept[32]; /* --ws: the Sec-WebSocket-Accept expected */
+        uint64_t received;  /* messages (subscribers) */
+        /* Bytes queued, not yet written: a publisher's messages, and any
+         * connection's commands and keep-alive answers. */
         char *out;
         size_t out_len, out_off;
         uint64_t sent; /* messages built into out */
@@ -109,6 +141,7 @@ typedef struct Options {
         bool quiet;
         bool foreign; /* line protocol: skip lines that are not ours */
         bool tls;
+        bool ws;
         const char *ca_file;      /* --tls: verify the server against these CAs */
         const char *ciphersuites; /* --tls: TLS 1.3 suites offered; NULL: OpenSSL's */
 } Options;
@@ -126,11 +159,14 @@ static Options opt = {
 static int epfd = -1;
 static Conn *subs, *pubs;
 static uint64_t *next_seq; /* [sub * publishers + pub]: what sub expects next */
-static char read_buf[READ_BUFFER_SIZE + CONTROL_MAX + MAX_MESSAGE_BYTES + 64];
+static char read_buf[READ_BUFFER_SIZE + CONTROL_MAX + MAX_MESSAGE_BYTES + WS_CARRY_MAX + 64];
 static char *template_frame; /* one data frame as a subscriber receives it */
 static size_t frame_len, frame_header_len, payload_len;
-static char *publish_frame; /* one data frame as a publisher sends it */
+static bool frame_has_trailer; /* it ends in an LF; else its header says how long it is */
+static char *publish_frame;    /* one data frame as a publisher sends it */
 static size_t publish_len, publish_header_len;
+static size_t publish_ws_len; /* --ws: the frame header and masking key before the message */
+static uint64_t rng_state;    /* --ws: masking keys and handshake keys */
 static uint64_t errors, deliveries, foreign_lines;
 static char first_error[256];
 static SSL_CTX *tls_ctx;      /* --tls */
@@ -283,7 +319,44 @@ static void put_hex(char *p, uint64_t v, int width) {
                 p[i] = hex_digits[v & 15];
 }
 
-/* The three protocols' framing of one payload, as sent and as received. */
+/* MQTT's remaining length: 7 bits a byte, least significant first. */
+static size_t mqtt_put_length(unsigned char *p, size_t len) {
+        size_t n = 0;
+        do {
+                p[n] = (unsigned char)(len & 127);
+                len >>= 7;
+                if (len)
+                        p[n] |= 128;
+                n++;
+        } while (len);
+        return n;
+}
+
+/* An unfragmented frame's header for a payload of len bytes; masked, as a
+ * client's, with room for the key after it (ws_mask() fills it). */
+static size_t ws_put_header(unsigned char *h, unsigned opcode, uint64_t len, bool masked) {
+        size_t n = 2;
+        h[0] = (unsigned char)(0x80 | opcode);
+        if (len < 126) {
+                h[1] = (unsigned char)len;
+        } else if (len <= 0xffff) {
+                h[1] = 126;
+                n = 4;
+        } else {
+                h[1] = 127;
+                n = 10;
+        }
+        for (size_t i = 2; i < n; i++)
+                h[i] = (unsigned char)(len >> (8 * (n - 1 - i)));
+        if (masked) {
+                h[1] |= 0x80;
+                memset(h + n, 0, 4);
+                n += 4;
+        }
+        return n;
+}
+
+/* The protocols' framing of one payload, as sent and as received. */
 static void frames_init(void) {
         payload_len = opt.bytes - 1; /* the line protocol's LF makes up B */
         char *payload = malloc(payload_len);
@@ -294,40 +367,71 @@ static void frames_init(void) {
         for (size_t i = PAYLOAD_HEADER; i < payload_len; i++)
                 payload[i] = (char)('a' + i % 26);
 
-        char rx_header[128], tx_header[128];
+        /* tx has room in front for a client's WebSocket header. */
+        char rx[128], tx_buf[WS_HEADER_MAX + 4 + 128], *tx = tx_buf + WS_HEADER_MAX + 4;
+        size_t rx_len = 0, tx_len = 0, tx_size = sizeof(tx_buf) - (WS_HEADER_MAX + 4);
         const char *trailer = "\r\n";
         switch (opt.proto) {
         case PROTO_LINE:
-                rx_header[0] = tx_header[0] = 0;
                 trailer = "\n";
                 break;
         case PROTO_RESP:
-                (void)snprintf(rx_header, sizeof(rx_header), "*3\r\n$7\r\nmessage\r\n$%zu\r\n%s\r\n$%zu\r\n",
-                               strlen(CHANNEL), CHANNEL, payload_len);
-                (void)snprintf(tx_header, sizeof(tx_header), "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%zu\r\n",
-                               strlen(CHANNEL), CHANNEL, payload_len);
+                rx_len = (size_t)snprintf(rx, sizeof(rx), "*3\r\n$7\r\nmessage\r\n$%zu\r\n%s\r\n$%zu\r\n",
+                                          strlen(CHANNEL), CHANNEL, payload_len);
+                tx_len = (size_t)snprintf(tx, tx_size, "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%zu\r\n",
+                                          strlen(CHANNEL), CHANNEL, payload_len);
                 break;
         case PROTO_NATS:
-                (void)snprintf(rx_header, sizeof(rx_header), "MSG %s 1 %zu\r\n", CHANNEL, payload_len);
-                (void)snprintf(tx_header, sizeof(tx_header), "PUB %s %zu\r\n", CHANNEL, payload_len);
+                rx_len = (size_t)snprintf(rx, sizeof(rx), "MSG %s 1 %zu\r\n", CHANNEL, payload_len);
+                tx_len = (size_t)snprintf(tx, tx_size, "PUB %s %zu\r\n", CHANNEL, payload_len);
+                break;
+        case PROTO_MQTT:
+                /* PUBLISH at QoS 0 (no packet identifier), the same both
+                 * ways; its remaining length says where the payload ends. */
+                rx[0] = 0x30;
+                rx_len = 1 + mqtt_put_length((unsigned char *)rx + 1, 2 + strlen(CHANNEL) + payload_len);
+                rx[rx_len++] = 0;
+                rx[rx_len++] = (char)strlen(CHANNEL);
+                memcpy(rx + rx_len, CHANNEL, strlen(CHANNEL));
+                rx_len += strlen(CHANNEL);
+                memcpy(tx, rx, rx_len);
+                tx_len = rx_len;
+                trailer = "";
                 break;
         }
-        frame_header_len = strlen(rx_header);
-        frame_len = frame_header_len + payload_len + strlen(trailer);
-        publish_header_len = strlen(tx_header);
-        publish_len = publish_header_len + payload_len + strlen(trailer);
+        size_t trailer_len = strlen(trailer);
+        if (opt.ws && opt.proto == PROTO_LINE) {
+                /* A message is a text frame without the LF: its length ends it. */
+                trailer_len = 0;
+                rx_len = ws_put_header((unsigned char *)rx, WS_OP_TEXT, payload_len, false);
+        }
+        frame_has_trailer = trailer_len > 0;
+        publish_ws_len = 0;
+        if (opt.ws) {
+                /* A publisher sends each message as one masked frame. */
+                unsigned char h[WS_HEADER_MAX + 4];
+                publish_ws_len = ws_put_header(h, opt.proto == PROTO_LINE ? WS_OP_TEXT : WS_OP_BINARY,
+                                               tx_len + payload_len + trailer_len, true);
+                tx -= publish_ws_len;
+                memcpy(tx, h, publish_ws_len);
+                tx_len += publish_ws_len;
+        }
+        frame_header_len = rx_len;
+        frame_len = frame_header_len + payload_len + trailer_len;
+        publish_header_len = tx_len;
+        publish_len = publish_header_len + payload_len + trailer_len;
         template_frame = malloc(frame_len);
         publish_frame = malloc(publish_len);
         if (!template_frame || !publish_frame)
                 die("out of memory");
-        memcpy(template_frame, rx_header, frame_header_len);
+        memcpy(template_frame, rx, frame_header_len);
         memcpy(template_frame + frame_header_len, payload, payload_len);
         // NOLINTNEXTLINE(bugprone-not-null-terminated-result): frames are bytes, not C strings
-        memcpy(template_frame + frame_header_len + payload_len, trailer, strlen(trailer));
-        memcpy(publish_frame, tx_header, publish_header_len);
+        memcpy(template_frame + frame_header_len + payload_len, trailer, trailer_len);
+        memcpy(publish_frame, tx, publish_header_len);
         memcpy(publish_frame + publish_header_len, payload, payload_len);
         // NOLINTNEXTLINE(bugprone-not-null-terminated-result): frames are bytes, not C strings
-        memcpy(publish_frame + publish_header_len + payload_len, trailer, strlen(trailer));
+        memcpy(publish_frame + publish_header_len + payload_len, trailer, trailer_len);
         free(payload);
 }
 
@@ -479,9 +583,13 @@ static bool tls_retry(Conn *c, int e, int err, bool reading, bool *want_other) {
         return false;
 }
 
+static bool ws_request(Conn *c);
+static bool ws_response(Conn *c);
+
 /* One step in setting c up, on an event for it: the TCP connect, then with
- * --tls NATS's plaintext INFO and the TLS handshake. True when c is ready
- * for traffic; else it waits for the events it watches. */
+ * --tls NATS's plaintext INFO and the TLS handshake, then with --ws the
+ * upgrade. True when c is ready for traffic; else it waits for the events
+ * it watches. */
 static bool conn_setup(Conn *c) {
         if (c->setup == SETUP_TCP) {
                 int err = 0;
@@ -491,15 +599,18 @@ static bool conn_setup(Conn *c) {
                 if (err)
                         die("connect %s: %s", opt.target, strerror(err));
                 if (!tls_ctx)
-                        return true;
+                        return ws_request(c);
                 tls_new(c);
-                /* NATS greets in plaintext and then expects the ClientHello. */
-                c->setup = opt.proto == PROTO_NATS ? SETUP_INFO : SETUP_TLS;
+                /* NATS greets in plaintext and then expects the ClientHello
+                 * (over WebSocket its INFO comes after the upgrade). */
+                c->setup = opt.proto == PROTO_NATS && !opt.ws ? SETUP_INFO : SETUP_TLS;
                 if (c->setup == SETUP_INFO) {
                         conn_watch(c, EPOLLIN);
                         return false;
                 }
         }
+        if (c->setup == SETUP_WS)
+                return ws_response(c);
         if (c->setup == SETUP_INFO) {
                 char b[CONTROL_MAX];
                 ssize_t n = read(c->fd, b, sizeof(b));
@@ -518,7 +629,7 @@ static bool conn_setup(Conn *c) {
                 if (!tls_params[0])
                         (void)snprintf(tls_params, sizeof(tls_params), "%s/%s", SSL_get_version(c->ssl),
                                        SSL_get_cipher_name(c->ssl));
-                return true;
+                return ws_request(c);
         }
         switch (SSL_get_error(c->ssl, r)) {
         case SSL_ERROR_WANT_READ:
@@ -571,7 +682,7 @@ static void connect_all(Conn *conns, uint32_t n, uint32_t first_source) {
 }
 
 static void send_all(Conn *c, const char *s, size_t len) {
-        /* Only for short control commands on a fresh socket: they fit. */
+        /* Only for the upgrade request on a fresh socket: it fits. */
         if (c->ssl) {
                 size_t written = 0;
                 ERR_clear_error();
@@ -582,6 +693,222 @@ static void send_all(Conn *c, const char *s, size_t len) {
         ssize_t n = write(c->fd, s, len);
         if (n != (ssize_t)len)
                 die("write: %s", n < 0 ? strerror(errno) : "short write");
+}
+
+/* ---- WebSocket ----------------------------------------------------------------- */
+
+/* xorshift64*, seeded from the kernel: masking keys must be unpredictable
+ * to what sits between client and server (RFC 6455 10.3), which is all a
+ * load generator needs of them; the kernel's generator per frame would
+ * cost a system call a message. */
+static uint32_t rng_next(void) {
+        rng_state ^= rng_state >> 12;
+        rng_state ^= rng_state << 25;
+        rng_state ^= rng_state >> 27;
+        return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+/* Draws a masking key into key[0..4) and masks the n bytes after it, eight
+ * at a time (the key repeats every four bytes, so twice in a word). */
+static void ws_mask(char *key, size_t n) {
+        uint32_t k = rng_next();
+        memcpy(key, &k, 4);
+        uint64_t k8 = (uint64_t)k << 32 | k;
+        char *p = key + 4;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+                uint64_t x;
+                memcpy(&x, p + i, 8);
+                x ^= k8;
+                memcpy(p + i, &x, 8);
+        }
+        for (; i < n; i++)
+                p[i] = (char)(p[i] ^ key[i & 3]);
+}
+
+/* --ws: the upgrade request with a fresh random key; the
+ * Sec-WebSocket-Accept the server must answer with is kept in c. False: c
+ * waits for the 101. Without --ws, true: c is ready. */
+static bool ws_request(Conn *c) {
+        if (!opt.ws)
+                return true;
+        unsigned char key[16], digest[EVP_MAX_MD_SIZE];
+        for (size_t i = 0; i < sizeof(key); i += 4) {
+                uint32_t r = rng_next();
+                memcpy(key + i, &r, 4);
+        }
+        char key64[32], concat[96], req[512];
+        (void)EVP_EncodeBlock((unsigned char *)key64, key, sizeof(key));
+        int n = snprintf(concat, sizeof(concat), "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key64);
+        unsigned digest_len = 0;
+        if (EVP_Digest(concat, (size_t)n, digest, &digest_len, EVP_sha1(), NULL) != 1)
+                die_tls(NULL, "SHA-1");
+        (void)EVP_EncodeBlock((unsigned char *)c->ws_accept, digest, (int)digest_len);
+        n = snprintf(req, sizeof(req),
+                     "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+                     opt.target, key64, opt.proto == PROTO_MQTT ? "Sec-WebSocket-Protocol: mqtt\r\n" : "");
+        send_all(c, req, (size_t)n);
+        c->setup = SETUP_WS;
+        conn_watch(c, EPOLLIN);
+        return false;
+}
+
+/* The server's answer to the upgrade, once its head is all there. It is
+ * looked at in place (MSG_PEEK, SSL_peek_ex) and taken off only whole, so
+ * that what follows it (NATS's INFO) is read as traffic. A head that came
+ * in two pieces is looked at again on every epoll round until the rest
+ * comes; the servers here write theirs at once. True when upgraded. */
+static bool ws_response(Conn *c) {
+        char b[CONTROL_MAX];
+        size_t n = 0;
+        if (c->ssl) {
+                ERR_clear_error();
+                int r = SSL_peek_ex(c->ssl, b, sizeof(b) - 1, &n);
+                if (r != 1) {
+                        if (SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ)
+                                die_tls(c->ssl, "before the 101");
+                        return false;
+                }
+        } else {
+                ssize_t r = recv(c->fd, b, sizeof(b) - 1, MSG_PEEK);
+                if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                        return false;
+                if (r <= 0)
+                        die("%s: %s before the 101", opt.target, r < 0 ? strerror(errno) : "closed");
+                n = (size_t)r;
+        }
+        b[n] = 0;
+        char *end = memmem(b, n, "\r\n\r\n", 4);
+        if (!end) {
+                if (n == sizeof(b) - 1)
+                        die("%s: an upgrade answer longer than %zu bytes", opt.target, n);
+                return false;
+        }
+        end[2] = 0; /* the head, each line ending in CR LF */
+        if (strncmp(b, "HTTP/1.1 101 ", 13) != 0)
+                die("%s: WebSocket upgrade refused: %.*s", opt.target, (int)strcspn(b, "\r"), b);
+        bool accepted = false;
+        for (const char *line = b; (line = strstr(line, "\r\n")) && line[2];) {
+                line += 2;
+                if (strncasecmp(line, "Sec-WebSocket-Accept:", 21) != 0)
+                        continue;
+                const char *v = line + 21 + strspn(line + 21, " \t");
+                size_t len = strcspn(v, " \t\r");
+                accepted = len == strlen(c->ws_accept) && memcmp(v, c->ws_accept, len) == 0;
+        }
+        if (!accepted)
+                die("%s: the 101 does not carry Sec-WebSocket-Accept: %s", opt.target, c->ws_accept);
+        size_t head = (size_t)(end - b) + 4;
+        for (size_t got = 0; got < head; got += n) {
+                if (c->ssl) {
+                        if (SSL_read_ex(c->ssl, b, head - got, &n) != 1)
+                                die_tls(c->ssl, "reading the 101");
+                } else {
+                        ssize_t r = read(c->fd, b, head - got);
+                        if (r <= 0)
+                                die("%s: reading the 101: %s", opt.target,
+                                    r < 0 ? strerror(errno) : "closed");
+                        n = (size_t)r;
+                }
+        }
+        return true;
+}
+
+typedef struct WsHeader {
+        uint64_t len; /* of the payload */
+        uint8_t opcode;
+        bool fin;
+} WsHeader;
+
+/* The header of a server's frame at buf[0..avail): its length, 0 if it is
+ * not all there yet or breaks RFC 6455 (then c is closed, and reported). */
+static size_t ws_header(Conn *c, const char *buf, size_t avail, WsHeader *h) {
+        const unsigned char *b = (const unsigned char *)buf;
+        if (avail < 2)
+                return 0;
+        size_t n = (b[1] & 127) == 126 ? 4 : (b[1] & 127) == 127 ? 10 : 2;
+        if (avail < n)
+                return 0;
+        h->fin = b[0] & 0x80;
+        h->opcode = b[0] & 15;
+        h->len = b[1] & 127;
+        if (n > 2)
+                h->len = 0;
+        for (size_t i = 2; i < n; i++)
+                h->len = h->len << 8 | b[i];
+        const char *error = NULL;
+        if (b[0] & 0x70)
+                error = "RSV bits set";
+        else if (b[1] & 0x80)
+                error = "a masked frame from the server";
+        else if (h->len >> 63)
+                error = "a 64-bit length with its top bit set";
+        else if ((h->opcode > WS_OP_BINARY && h->opcode < WS_OP_CLOSE) || h->opcode > WS_OP_PONG)
+                error = "an unknown opcode";
+        else if (h->opcode >= WS_OP_CLOSE && (h->len > 125 || !h->fin))
+                error = "a control frame fragmented or longer than 125 bytes";
+        if (!error)
+                return n;
+        char why[128];
+        (void)snprintf(why, sizeof(why), "broke RFC 6455: %s", error);
+        conn_closed(c, why);
+        return 0;
+}
+
+static void conn_send(Conn *c, unsigned opcode, const char *s, size_t len);
+
+/* A whole control frame from the server. A pong answers nothing we sent:
+ * it is ignored. */
+static void ws_control(Conn *c, unsigned opcode, const char *payload, size_t len) {
+        if (opcode == WS_OP_PING) {
+                conn_send(c, WS_OP_PONG, payload, len);
+        } else if (opcode == WS_OP_CLOSE) {
+                char why[64];
+                (void)snprintf(why, sizeof(why), "closed by the server (WebSocket close %u)",
+                               len >= 2
+                                       ? (unsigned)(unsigned char)payload[0] << 8 | (unsigned char)payload[1]
+                                       : 1005u);
+                conn_closed(c, why);
+        }
+}
+
+/* The stream protocols over --ws (and any publisher): the frames in
+ * p[0..n), the bytes carried from the last read first, unwrapped into the
+ * bytes they carry, moved down to p; returns how many. Control frames are
+ * acted on; an unfinished header or control frame is carried to the next
+ * read. */
+static size_t ws_unframe(Conn *c, char *p, size_t n) {
+        size_t r = 0, w = 0;
+        c->ws_carry_len = 0;
+        while (r < n && !c->closed) {
+                if (c->ws_left) {
+                        size_t k = n - r < c->ws_left ? n - r : (size_t)c->ws_left;
+                        memmove(p + w, p + r, k);
+                        w += k;
+                        r += k;
+                        c->ws_left -= k;
+                        continue;
+                }
+                WsHeader h;
+                size_t hl = ws_header(c, p + r, n - r, &h);
+                if (hl == 0)
+                        break;
+                if (h.opcode < WS_OP_CLOSE) {
+                        r += hl;
+                        c->ws_left = h.len;
+                } else if (n - r >= hl + h.len) {
+                        ws_control(c, h.opcode, p + r + hl, (size_t)h.len);
+                        r += hl + (size_t)h.len;
+                } else {
+                        break;
+                }
+        }
+        if (!c->closed) {
+                c->ws_carry_len = (uint8_t)(n - r);
+                memcpy(c->ws_carry, p + r, n - r);
+        }
+        return w;
 }
 
 /* ---- receiving ------------------------------------------------------------------ */
@@ -625,9 +952,82 @@ static void subscriber_deliver(Conn *c, const char *payload, uint64_t t_rx) {
         hist_add(t_rx > ts ? t_rx - ts : 0);
 }
 
-/* A control line of the protocol at buf[0..avail): returns its length, 0 if
- * it is not complete yet. */
+/* A line of the line protocol other than one of our messages, its LF left
+ * out: a sync, or another client's line. */
+static void line_message(Conn *c, const char *msg, size_t len) {
+        if (len == strlen(SYNC_WORD) && memcmp(msg, SYNC_WORD, len) == 0)
+                c->ready = true;
+        else if (opt.foreign)
+                foreign_lines++;
+        else
+                fail("subscriber %u: unexpected message of %zu bytes", c->idx, len);
+}
+
+/* --ws, the line protocol: a frame at buf[0..avail) that is not one of our
+ * messages (a sync, another client's line, a control frame). Returns its
+ * length, 0 if it is not all there yet. */
+static size_t subscriber_ws_frame(Conn *c, const char *buf, size_t avail) {
+        WsHeader h;
+        size_t hl = ws_header(c, buf, avail, &h);
+        if (hl == 0)
+                return 0;
+        if (hl + h.len > CONTROL_MAX)
+                die("subscriber %u: an unexpected frame of %" PRIu64 " bytes", c->idx, h.len);
+        size_t len = (size_t)h.len;
+        if (avail < hl + len)
+                return 0;
+        if (h.opcode >= WS_OP_CLOSE)
+                ws_control(c, h.opcode, buf + hl, len);
+        else if (!h.fin || h.opcode == 0)
+                fail("subscriber %u: a fragmented message (every message should be one frame)", c->idx);
+        else
+                line_message(c, buf + hl, len);
+        return hl + len;
+}
+
+/* MQTT: a packet at buf[0..avail) that is not one of our messages: the
+ * answers to CONNECT and SUBSCRIBE. Returns its length, 0 if it is not all
+ * there yet. */
+static size_t subscriber_mqtt(Conn *c, const unsigned char *buf, size_t avail) {
+        size_t len = 0, i = 1;
+        for (;; i++) {
+                if (i > 4) {
+                        conn_closed(c, "sent an MQTT remaining length of more than 4 bytes");
+                        return 0;
+                }
+                if (i >= avail)
+                        return 0;
+                len |= (size_t)(buf[i] & 127) << (7 * (i - 1));
+                if (!(buf[i] & 128))
+                        break;
+        }
+        size_t total = i + 1 + len;
+        if (total > CONTROL_MAX)
+                die("subscriber %u: an unexpected MQTT packet of %zu bytes", c->idx, total);
+        if (avail < total)
+                return 0;
+        const unsigned char *v = buf + i + 1;
+        if (buf[0] == 0x20 && len == 2) { /* CONNACK */
+                if (v[1] != 0)
+                        fail("subscriber %u: MQTT CONNECT refused (return code %u)", c->idx, v[1]);
+        } else if (buf[0] == 0x90 && len == 3) { /* SUBACK */
+                if (v[2] == 0)
+                        c->ready = true;
+                else
+                        fail("subscriber %u: MQTT SUBSCRIBE refused (0x%02x)", c->idx, v[2]);
+        } else {
+                fail("subscriber %u: unexpected MQTT packet 0x%02x of %zu bytes", c->idx, buf[0], total);
+        }
+        return total;
+}
+
+/* Something of the protocol at buf[0..avail) that is not one of our
+ * messages: returns its length, 0 if it is not complete yet. */
 static size_t subscriber_control(Conn *c, const char *buf, size_t avail) {
+        if (opt.proto == PROTO_MQTT)
+                return subscriber_mqtt(c, (const unsigned char *)buf, avail);
+        if (opt.ws && opt.proto == PROTO_LINE)
+                return subscriber_ws_frame(c, buf, avail);
         const char *end = memchr(buf, '\n', avail);
         if (!end) {
                 if (avail >= CONTROL_MAX)
@@ -637,12 +1037,7 @@ static size_t subscriber_control(Conn *c, const char *buf, size_t avail) {
         size_t len = (size_t)(end - buf) + 1;
         switch (opt.proto) {
         case PROTO_LINE:
-                if (len == strlen(SYNC_LINE) && memcmp(buf, SYNC_LINE, len) == 0)
-                        c->ready = true;
-                else if (opt.foreign)
-                        foreign_lines++;
-                else
-                        fail("subscriber %u: unexpected line of %zu bytes", c->idx, len);
+                line_message(c, buf, len - 1);
                 return len;
         case PROTO_RESP: {
                 /* The SUBSCRIBE reply: *3 $9 subscribe $2 eb :1, as 7 lines. */
@@ -661,21 +1056,23 @@ static size_t subscriber_control(Conn *c, const char *buf, size_t avail) {
                 if (len >= 4 && memcmp(buf, "PONG", 4) == 0)
                         c->ready = true; /* our PING after SUB: the subscription is in place */
                 else if (len >= 4 && memcmp(buf, "PING", 4) == 0)
-                        send_all(c, "PONG\r\n", 6);
+                        conn_send(c, WS_OP_BINARY, "PONG\r\n", 6);
                 else if (len >= 4 && memcmp(buf, "-ERR", 4) == 0)
                         fail("subscriber %u: %.*s", c->idx, (int)len - 2, buf);
                 return len; /* INFO, +OK */
+        case PROTO_MQTT:
+                break; /* binary: subscriber_mqtt() */
         }
         return len;
 }
 
 static void subscriber_parse(Conn *c, char *buf, size_t avail, uint64_t t_rx) {
         size_t i = 0;
-        while (i < avail) {
+        while (i < avail && !c->closed) {
                 size_t left = avail - i;
                 if (left >= frame_len &&
                     (!frame_header_len || memcmp(buf + i, template_frame, frame_header_len) == 0) &&
-                    buf[i + frame_len - 1] == '\n') {
+                    (!frame_has_trailer || buf[i + frame_len - 1] == '\n')) {
                         subscriber_deliver(c, buf + i + frame_header_len, t_rx);
                         i += frame_len;
                         continue;
@@ -683,7 +1080,7 @@ static void subscriber_parse(Conn *c, char *buf, size_t avail, uint64_t t_rx) {
                 bool could_be_data =
                         left < frame_len && memcmp(buf + i, template_frame,
                                                    left < frame_header_len ? left : frame_header_len) == 0;
-                if (could_be_data && (opt.proto != PROTO_LINE || buf[i] != 'S'))
+                if (could_be_data && (frame_header_len || buf[i] != 'S'))
                         break;
                 size_t n = subscriber_control(c, buf + i, left);
                 if (n == 0)
@@ -703,23 +1100,41 @@ static void conn_closed(Conn *c, const char *why) {
                 fail("subscriber %u: connection %s", c->idx, why);
 }
 
-static void publisher_pong(Conn *p);
-static void publisher_write(Conn *p);
+/* Over --ws a subscriber of the line protocol takes frames as they come
+ * (each is a message); everything else is a byte stream in frames. */
+static bool ws_stream(const Conn *c) {
+        return opt.ws && (c->publisher || opt.proto != PROTO_LINE);
+}
+
+/* Lays out read_buf for a read: what the subscriber had not finished
+ * parsing, then the frame bytes ws_unframe() carried. Returns where the
+ * read goes. */
+static size_t conn_prefill(Conn *c) {
+        if (c->pending_len)
+                memcpy(read_buf, c->pending, c->pending_len);
+        memcpy(read_buf + c->pending_len, c->ws_carry, c->ws_carry_len);
+        return c->pending_len + c->ws_carry_len;
+}
+
+/* read_buf[0..have) after a read into what conn_prefill() laid out. */
+static void conn_input(Conn *c, size_t have, uint64_t t_rx) {
+        if (ws_stream(c))
+                have = c->pending_len + ws_unframe(c, read_buf + c->pending_len, have - c->pending_len);
+        if (c->closed)
+                return;
+        if (!c->publisher)
+                subscriber_parse(c, read_buf, have, t_rx);
+        /* A publisher's replies (":N", other publishers' lines) are not
+         * measured; NATS's keep-alive is answered. */
+        else if (opt.proto == PROTO_NATS && memmem(read_buf, have, "PING\r\n", 6))
+                conn_send(c, WS_OP_BINARY, "PONG\r\n", 6);
+}
 
 static void conn_read(Conn *c, uint64_t t_rx) {
-        if (c->publisher) {
-                /* Replies (":N", other publishers' lines) are not measured. */
-                ssize_t n = read(c->fd, read_buf, READ_BUFFER_SIZE);
-                if (n > 0 && opt.proto == PROTO_NATS && memmem(read_buf, (size_t)n, "PING\r\n", 6))
-                        publisher_pong(c);
-                if (n == 0 || (n < 0 && errno != EAGAIN))
-                        conn_closed(c, n == 0 ? "closed by the server" : strerror(errno));
-                return;
-        }
-        memcpy(read_buf, c->pending, c->pending_len);
-        ssize_t n = read(c->fd, read_buf + c->pending_len, READ_BUFFER_SIZE);
+        size_t start = conn_prefill(c);
+        ssize_t n = read(c->fd, read_buf + start, READ_BUFFER_SIZE);
         if (n > 0)
-                subscriber_parse(c, read_buf, c->pending_len + (size_t)n, t_rx);
+                conn_input(c, start + (size_t)n, t_rx);
         else if (n == 0 || errno != EAGAIN)
                 conn_closed(c, n == 0 ? "closed by the server" : strerror(errno));
 }
@@ -731,12 +1146,7 @@ static void conn_read_tls(Conn *c, uint64_t t_rx) {
         bool want_write = false;
         ERR_clear_error();
         for (;;) {
-                size_t have = 0, n = 0;
-                if (!c->publisher) {
-                        memcpy(read_buf, c->pending, c->pending_len);
-                        have = c->pending_len;
-                }
-                size_t start = have, end = have + READ_BUFFER_SIZE;
+                size_t start = conn_prefill(c), have = start, end = start + READ_BUFFER_SIZE, n = 0;
                 int ret = 1, e = SSL_ERROR_NONE, err = 0;
                 while (have < end && (ret = SSL_read_ex(c->ssl, read_buf + have, end - have, &n)) == 1)
                         have += n;
@@ -744,12 +1154,8 @@ static void conn_read_tls(Conn *c, uint64_t t_rx) {
                         err = errno;
                         e = SSL_get_error(c->ssl, ret);
                 }
-                if (have > start) {
-                        if (!c->publisher)
-                                subscriber_parse(c, read_buf, have, t_rx);
-                        else if (opt.proto == PROTO_NATS && memmem(read_buf, have, "PING\r\n", 6))
-                                publisher_pong(c);
-                }
+                if (have > start)
+                        conn_input(c, have, t_rx);
                 if (c->closed)
                         return;
                 if (ret == 1)
@@ -776,62 +1182,72 @@ static void publisher_build(Conn *p, uint64_t count, uint64_t t_now) {
                 put_hex(payload, p->idx, 4);
                 put_hex(payload + 5, p->sent++, 16);
                 put_hex(payload + 22, t_now, 16);
+                if (publish_ws_len)
+                        ws_mask(f + publish_ws_len - 4, publish_len - publish_ws_len);
                 p->out_len += publish_len;
         }
 }
 
 /* --tls: a write that did not finish is retried with the same bytes, from
- * p->out + p->out_off (SSL_MODE_ENABLE_PARTIAL_WRITE moves out_off on by
+ * c->out + c->out_off (SSL_MODE_ENABLE_PARTIAL_WRITE moves out_off on by
  * the records that went). */
-static void publisher_write_tls(Conn *p) {
+static void conn_write_tls(Conn *c) {
         bool want_read = false;
         ERR_clear_error();
-        while (p->out_off < p->out_len) {
+        while (c->out_off < c->out_len) {
                 size_t n = 0;
-                int ret = SSL_write_ex(p->ssl, p->out + p->out_off, p->out_len - p->out_off, &n);
+                int ret = SSL_write_ex(c->ssl, c->out + c->out_off, c->out_len - c->out_off, &n);
                 if (ret != 1) {
                         int err = errno;
-                        if (!tls_retry(p, SSL_get_error(p->ssl, ret), err, false, &want_read))
+                        if (!tls_retry(c, SSL_get_error(c->ssl, ret), err, false, &want_read))
                                 return;
                         break;
                 }
-                p->out_off += n;
+                c->out_off += n;
         }
-        if (p->out_off == p->out_len)
-                p->out_off = p->out_len = 0;
-        p->write_wants_read = want_read;
-        tls_watch(p);
+        if (c->out_off == c->out_len)
+                c->out_off = c->out_len = 0;
+        c->write_wants_read = want_read;
+        tls_watch(c);
 }
 
-static void publisher_write(Conn *p) {
-        if (p->ssl) {
-                publisher_write_tls(p);
+/* Writes what c has queued, as far as the socket takes it. */
+static void conn_write(Conn *c) {
+        if (c->ssl) {
+                conn_write_tls(c);
                 return;
         }
-        while (p->out_off < p->out_len) {
-                ssize_t n = write(p->fd, p->out + p->out_off, p->out_len - p->out_off);
+        while (c->out_off < c->out_len) {
+                ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
                 if (n < 0) {
                         if (errno != EAGAIN)
-                                conn_closed(p, strerror(errno));
+                                conn_closed(c, strerror(errno));
                         else
-                                conn_watch(p, EPOLLIN | EPOLLOUT);
+                                conn_watch(c, EPOLLIN | EPOLLOUT);
                         return;
                 }
-                p->out_off += (size_t)n;
+                c->out_off += (size_t)n;
         }
-        p->out_off = p->out_len = 0;
-        conn_watch(p, EPOLLIN);
+        c->out_off = c->out_len = 0;
+        conn_watch(c, EPOLLIN);
 }
 
-/* NATS's keep-alive answer, queued behind what the publisher has not
- * written yet: never inside a frame. */
-static void publisher_pong(Conn *p) {
-        p->out = realloc(p->out, p->out_len + 6);
-        if (!p->out)
+/* Bytes of the protocol (with --ws, one masked frame of opcode), queued
+ * behind what c has not written yet, so never inside a publisher's frames
+ * (a keep-alive answer while it is sending). */
+static void conn_send(Conn *c, unsigned opcode, const char *s, size_t len) {
+        unsigned char h[WS_HEADER_MAX + 4];
+        size_t hl = opt.ws ? ws_put_header(h, opcode, len, true) : 0;
+        c->out = realloc(c->out, c->out_len + hl + len);
+        if (!c->out)
                 die("out of memory");
-        memcpy(p->out + p->out_len, "PONG\r\n", 6);
-        p->out_len += 6;
-        publisher_write(p);
+        char *f = c->out + c->out_len;
+        memcpy(f, h, hl);
+        memcpy(f + hl, s, len);
+        if (hl)
+                ws_mask(f + hl - 4, len);
+        c->out_len += hl + len;
+        conn_write(c);
 }
 
 /* The fewest messages of publisher pi any open subscriber has seen. */
@@ -850,7 +1266,7 @@ static uint64_t slowest_subscriber(uint32_t pi) {
 static void tls_event(Conn *c, uint32_t events, uint64_t t_rx) {
         bool readable = events & (EPOLLIN | EPOLLERR | EPOLLHUP), writable = events & EPOLLOUT;
         if (c->out_off < c->out_len && (writable || (readable && c->write_wants_read)))
-                publisher_write_tls(c);
+                conn_write_tls(c);
         if (!c->closed && (readable || (writable && c->read_wants_write)))
                 conn_read_tls(c, t_rx);
         if (!c->closed)
@@ -872,7 +1288,7 @@ static void loop_once(int timeout_ms) {
                         continue;
                 }
                 if (evs[i].events & EPOLLOUT)
-                        publisher_write(c);
+                        conn_write(c);
                 if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
                         conn_read(c, t_rx);
         }
@@ -885,27 +1301,61 @@ static uint32_t subscribers_ready(void) {
         return n;
 }
 
+/* MQTT 3.1.1 CONNECT with a clean session; the client identifier is
+ * unique per process and connection (a broker drops the older of two
+ * clients with one identifier). */
+static void mqtt_connect(Conn *c) {
+        char id[32], pkt[64];
+        size_t id_len = (size_t)snprintf(id, sizeof(id), "eb%d-%c%u", (int)getpid(),
+                                         c->publisher ? 'p' : 's', c->idx);
+        size_t n = 0;
+        pkt[n++] = 0x10;
+        pkt[n++] = (char)(10 + 2 + id_len); /* remaining length, below 128 */
+        memcpy(pkt + n, "\0\4MQTT\4\2", 8); /* protocol name, level 4, clean session */
+        n += 8;
+        pkt[n++] = (char)(MQTT_KEEPALIVE >> 8);
+        pkt[n++] = (char)(MQTT_KEEPALIVE & 255);
+        pkt[n++] = 0;
+        pkt[n++] = (char)id_len;
+        memcpy(pkt + n, id, id_len);
+        conn_send(c, WS_OP_BINARY, pkt, n + id_len);
+}
+
 static void subscribe_all(void) {
         char cmd[256];
         for (uint32_t s = 0; s < opt.subscribers; s++) {
-                if (opt.proto == PROTO_RESP) {
+                switch (opt.proto) {
+                case PROTO_LINE:
+                        break;
+                case PROTO_RESP:
                         (void)snprintf(cmd, sizeof(cmd), "*2\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n",
                                        strlen(CHANNEL), CHANNEL);
-                        send_all(&subs[s], cmd, strlen(cmd));
-                } else if (opt.proto == PROTO_NATS) {
+                        conn_send(&subs[s], WS_OP_BINARY, cmd, strlen(cmd));
+                        break;
+                case PROTO_NATS:
                         (void)snprintf(
                                 cmd, sizeof(cmd),
                                 "CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB %s 1\r\nPING\r\n",
                                 CHANNEL);
-                        send_all(&subs[s], cmd, strlen(cmd));
+                        conn_send(&subs[s], WS_OP_BINARY, cmd, strlen(cmd));
+                        break;
+                case PROTO_MQTT: {
+                        /* Packet identifier 1, the topic, QoS 0. */
+                        static const char subscribe[] = "\x82\x07\x00\x01\x00\x02" CHANNEL "\x00";
+                        mqtt_connect(&subs[s]);
+                        conn_send(&subs[s], WS_OP_BINARY, subscribe, sizeof(subscribe) - 1);
+                        break;
+                }
                 }
         }
-        for (uint32_t p = 0; p < opt.publishers; p++)
+        static const char nats_connect[] =
+                "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\n";
+        for (uint32_t p = 0; p < opt.publishers; p++) {
                 if (opt.proto == PROTO_NATS)
-                        send_all(
-                                &pubs[p],
-                                "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\n",
-                                strlen("CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\n"));
+                        conn_send(&pubs[p], WS_OP_BINARY, nats_connect, sizeof(nats_connect) - 1);
+                else if (opt.proto == PROTO_MQTT)
+                        mqtt_connect(&pubs[p]);
+        }
         /* The line protocol has no subscription: a relayed sync line proves
          * the server has accepted the subscriber. */
         uint64_t deadline = now_ns() + SETUP_TIMEOUT_NS, next_sync = 0;
@@ -916,7 +1366,11 @@ static void subscribe_all(void) {
                         die("only %u of %u subscribers ready after %llu s", subscribers_ready(),
                             opt.subscribers, SETUP_TIMEOUT_NS / 1000000000ull);
                 if (opt.proto == PROTO_LINE && now_ns() >= next_sync) {
-                        send_all(&pubs[0], SYNC_LINE, strlen(SYNC_LINE));
+                        /* Over WebSocket the frame is the line without its LF. */
+                        if (opt.ws)
+                                conn_send(&pubs[0], WS_OP_TEXT, SYNC_WORD, strlen(SYNC_WORD));
+                        else
+                                conn_send(&pubs[0], WS_OP_TEXT, SYNC_LINE, strlen(SYNC_LINE));
                         next_sync = now_ns() + 20 * 1000000ull;
                 }
                 loop_once(10);
@@ -967,7 +1421,7 @@ static Result run_traffic(void) {
                         publisher_build(p, n, t);
                         total_sent += n;
                         due -= n < due ? n : due;
-                        publisher_write(p);
+                        conn_write(p);
                 }
                 if (!sending) {
                         uint64_t missing = 0;
@@ -996,7 +1450,9 @@ static Result run_traffic(void) {
 }
 
 static const char *proto_name(Proto p) {
-        return p == PROTO_LINE ? "line" : p == PROTO_RESP ? "resp" : "nats";
+        static const char *const names[] = {
+                [PROTO_LINE] = "line", [PROTO_RESP] = "resp", [PROTO_NATS] = "nats", [PROTO_MQTT] = "mqtt"};
+        return names[p];
 }
 
 static int run_idle(void) {
@@ -1012,8 +1468,10 @@ static int run_idle(void) {
         long fds;
         while ((fds = server_fd_count()) < fds0 + (long)opt.idle) {
                 if (now_ns() > deadline) {
-                        printf("RESULT mode=idle proto=%s conns=%u accepted=%ld held=no tls=%s\n",
-                               proto_name(opt.proto), opt.idle, fds - fds0, tls_ctx ? tls_params : "no");
+                        printf("RESULT mode=idle proto=%s conns=%u accepted=%ld held=no tls=%s ws=%s\n",
+                               proto_name(opt.proto), opt.idle, fds - fds0, tls_ctx ? tls_params : "no",
+                               opt.ws ? "yes" : "no");
+                        free(conns);
                         return 1;
                 }
                 struct timespec ts = {0, 50L * 1000000};
@@ -1044,12 +1502,13 @@ static int run_idle(void) {
         double per_conn = (double)(rss1 - rss0) * 1024.0 / opt.idle;
         if (!opt.quiet)
                 (void)fprintf(stderr,
-                              "%u idle %sconnections: server RSS %ld -> %ld KiB, %.0f B per connection\n",
-                              opt.idle, tls_ctx ? "TLS " : "", rss0, rss1, per_conn);
+                              "%u idle %s%sconnections: server RSS %ld -> %ld KiB, %.0f B per connection\n",
+                              opt.idle, tls_ctx ? "TLS " : "", opt.ws ? "WebSocket " : "", rss0, rss1,
+                              per_conn);
         printf("RESULT mode=idle proto=%s conns=%u held=%s rss0_kib=%ld rss_kib=%ld bytes_per_conn=%.0f "
-               "tls=%s\n",
+               "tls=%s ws=%s\n",
                proto_name(opt.proto), opt.idle, alive ? "yes" : "no", rss0, rss1, per_conn,
-               tls_ctx ? tls_params : "no");
+               tls_ctx ? tls_params : "no", opt.ws ? "yes" : "no");
         for (uint32_t i = 0; i < opt.idle; i++) {
                 SSL_free(conns[i].ssl);
                 (void)close(conns[i].fd);
@@ -1060,8 +1519,11 @@ static int run_idle(void) {
 
 static void usage(FILE *f) {
         (void)fputs("Usage: ebbench [OPTION]... HOST:PORT\n"
-                    "Load generator for epoll-broadcaster, Redis pub/sub, NATS and line relays.\n\n"
-                    "  -p, --protocol=line|resp|nats  what the server speaks (default line)\n"
+                    "Load generator for epoll-broadcaster, Redis pub/sub, NATS, MQTT brokers and line\n"
+                    "relays.\n\n"
+                    "  -p, --protocol=line|resp|nats|mqtt\n"
+                    "                                 what the server speaks (default line; mqtt: 3.1.1,\n"
+                    "                                 QoS 0)\n"
                     "  -s, --subscribers=S            subscriber connections (default 10)\n"
                     "  -P, --publishers=P             publisher connections (default 1)\n"
                     "  -b, --bytes=B                  message size, LF included (default 64, at least 41)\n"
@@ -1083,6 +1545,9 @@ static void usage(FILE *f) {
                     "                                 FILE (PEM) and HOST; implies --tls\n"
                     "      --ciphersuites=LIST        TLS 1.3 suites to offer, OpenSSL syntax (default:\n"
                     "                                 OpenSSL's; the server picks among them)\n"
+                    "      --ws                       every connection over WebSocket (with --tls: wss);\n"
+                    "                                 line: a text frame a message, without the LF;\n"
+                    "                                 nats, mqtt: their bytes in binary frames\n"
                     "  -q, --quiet                    only the RESULT line\n"
                     "  -h, --help\n\n"
                     "Exit status: 0 when every message arrived exactly once, whole and in order;\n"
@@ -1116,6 +1581,7 @@ static void parse_options(int argc, char **argv) {
                 {"tls", no_argument, NULL, 'T'},
                 {"ca", required_argument, NULL, 'C'},
                 {"ciphersuites", required_argument, NULL, 'S'},
+                {"ws", no_argument, NULL, 'W'},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
@@ -1130,8 +1596,10 @@ static void parse_options(int argc, char **argv) {
                                 opt.proto = PROTO_RESP;
                         else if (!strcmp(optarg, "nats"))
                                 opt.proto = PROTO_NATS;
+                        else if (!strcmp(optarg, "mqtt"))
+                                opt.proto = PROTO_MQTT;
                         else
-                                die("protocol must be line, resp or nats, not '%s'", optarg);
+                                die("protocol must be line, resp, nats or mqtt, not '%s'", optarg);
                         break;
                 case 's':
                         opt.subscribers = (uint32_t)parse_number(optarg, "--subscribers", 1, 100000);
@@ -1182,6 +1650,9 @@ static void parse_options(int argc, char **argv) {
                 case 'S':
                         opt.ciphersuites = optarg;
                         break;
+                case 'W':
+                        opt.ws = true;
+                        break;
                 case 'h':
                         usage(stdout);
                         exit(0);
@@ -1195,6 +1666,8 @@ static void parse_options(int argc, char **argv) {
                 exit(2);
         }
         opt.target = argv[optind];
+        if (opt.ws && opt.proto == PROTO_RESP)
+                die("--ws speaks line, nats or mqtt: Redis has no WebSocket listener");
 }
 
 int main(int argc, char **argv) {
@@ -1212,6 +1685,9 @@ int main(int argc, char **argv) {
                 die("epoll_create1: %m");
         if (opt.tls)
                 tls_init();
+        if (opt.ws && getrandom(&rng_state, sizeof(rng_state), 0) != sizeof(rng_state))
+                die("getrandom: %m");
+        rng_state |= 1; /* xorshift stays at 0 from 0 */
         if (opt.idle)
                 return run_idle();
 
@@ -1241,13 +1717,14 @@ int main(int argc, char **argv) {
         double cpu_per_m = deliveries ? r.cpu_seconds * 1e6 / (double)deliveries : 0;
         if (!opt.quiet) {
                 (void)fprintf(stderr,
-                              "%s%s: %u subscribers, %u publishers, %u-byte messages%s: %" PRIu64
+                              "%s%s%s: %u subscribers, %u publishers, %u-byte messages%s: %" PRIu64
                               " sent, %" PRIu64 " of %" PRIu64 " delivered in %.3f s = %.0f deliveries/s\n"
                               "latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n",
-                              proto_name(opt.proto), tls_ctx ? " over TLS" : "", opt.subscribers,
-                              opt.publishers, opt.bytes, opt.rate > 0 ? " at a fixed rate" : "", r.sent,
-                              deliveries, expected, r.seconds, dps, hist_percentile_us(50),
-                              hist_percentile_us(99), hist_percentile_us(99.9), (double)lat_max / 1000.0);
+                              proto_name(opt.proto), opt.ws ? " over WebSocket" : "",
+                              tls_ctx ? " over TLS" : "", opt.subscribers, opt.publishers, opt.bytes,
+                              opt.rate > 0 ? " at a fixed rate" : "", r.sent, deliveries, expected,
+                              r.seconds, dps, hist_percentile_us(50), hist_percentile_us(99),
+                              hist_percentile_us(99.9), (double)lat_max / 1000.0);
                 if (opt.server_pid)
                         (void)fprintf(stderr,
                                       "server: %.3f s CPU = %.3f s per million deliveries, RSS %ld KiB\n",
@@ -1258,11 +1735,12 @@ int main(int argc, char **argv) {
         }
         printf("RESULT mode=%s proto=%s subs=%u pubs=%u bytes=%u sent=%" PRIu64 " deliveries=%" PRIu64
                " seconds=%.4f dps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f lost=%" PRIu64
-               " errors=%" PRIu64 " foreign=%" PRIu64 " cpu_s=%.3f cpu_s_per_M=%.4f rss_kib=%ld tls=%s\n",
+               " errors=%" PRIu64 " foreign=%" PRIu64
+               " cpu_s=%.3f cpu_s_per_M=%.4f rss_kib=%ld tls=%s ws=%s\n",
                opt.rate > 0 ? "rate" : "full", proto_name(opt.proto), opt.subscribers, opt.publishers,
                opt.bytes, r.sent, deliveries, r.seconds, dps, hist_percentile_us(50), hist_percentile_us(99),
                hist_percentile_us(99.9), (double)lat_max / 1000.0, r.lost, errors, foreign_lines,
                opt.server_pid ? r.cpu_seconds : 0.0, opt.server_pid ? cpu_per_m : 0.0,
-               opt.server_pid ? r.rss_kib : 0L, tls_ctx ? tls_params : "no");
+               opt.server_pid ? r.rss_kib : 0L, tls_ctx ? tls_params : "no", opt.ws ? "yes" : "no");
         return r.lost || errors ? 1 : 0;
 }
