@@ -2,10 +2,10 @@
 # The built-in page of a websocket listener in a real browser: Debian's
 # chromium, headless, driven by playwright-core (installed with npm into the
 # build directory on the first run, from tests/browser/package-lock.json).
-# A daemon with a websocket and a line listener on free loopback ports; two
-# tabs of the page and a line client talk to each other through it
-# (tests/browser/demo.mjs says what is checked). A screenshot of the first
-# tab is left in BUILD_DIR/browser-demo.png.
+# A daemon with a websocket listener (the page's own origin allowed) and a
+# line listener on free loopback ports; two tabs of the page and a line
+# client talk to each other through it (tests/browser/demo.mjs says what is
+# checked). A screenshot of the first tab is left in BUILD_DIR/browser-demo.png.
 #
 # Usage: browser-demo.sh DAEMON_PATH BUILD_DIR    (meson test passes both)
 # Exit status: 0 passed, 1 failed, 77 (skip) when chromium, node or npm is
@@ -92,7 +92,8 @@ for attempt in 1 2 3; do
         ports=$(free_ports) || die "no free loopback ports"
         read -r wsport lineport <<<"$ports"
         cat >"$tmp/eb.conf" <<EOF
-listen = ( { address = "127.0.0.1:$wsport"; protocol = "websocket"; }, "127.0.0.1:$lineport" );
+listen = ( { address = "127.0.0.1:$wsport"; protocol = "websocket"; origins = [ "http://127.0.0.1:$wsport" ]; },
+           "127.0.0.1:$lineport" );
 log_level = "info";
 EOF
         "$daemon" -c "$tmp/eb.conf" >"$tmp/daemon.log" 2>&1 &

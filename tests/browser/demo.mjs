@@ -147,7 +147,14 @@ async function waitLine(page, text) {
                     ` (last 5 of ${lines.length}): ${e.message.split('\n')[0]}`);
   }
 }
-const waitState = (page, state) => page.locator(`#status[data-state="${state}"]`).waitFor();
+async function waitState(page, state) {
+  try {
+    await page.locator(`#status[data-state="${state}"]`).waitFor();
+  } catch (e) {
+    const status = await page.locator('#status').textContent().catch(() => '?');
+    throw new Error(`the status line is not "${state}" but says ${JSON.stringify(status)}: ${e.message.split('\n')[0]}`);
+  }
+}
 
 async function openTab(context, name) {
   const page = await context.newPage();
