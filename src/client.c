@@ -293,7 +293,8 @@ static void ws_batch_sent(Client *c, WsConn *w, BcastLog *log, uint64_t skip, co
                           size_t sent) {
         uint64_t log_bytes = 0;
         size_t rest_sent = 0;
-        bool rest_whole = false, header_cut = false;
+        /* A header went out whole, its message's LF not yet. */
+        bool rest_whole = false, header_cut = false, begun = false;
         for (size_t i = 0; i < b->n; i++) {
                 size_t len = b->iov[i].iov_len, k = MIN(sent, len);
                 sent -= k;
@@ -315,10 +316,12 @@ static void ws_batch_sent(Client *c, WsConn *w, BcastLog *log, uint64_t skip, co
                                 w->hdr_sent = 0;
                                 header_cut = true;
                         } else
-                                log_bytes += b->log_bytes[i];
+                                begun = true;
                         break;
                 case WS_SEG_LOG:
                         log_bytes += k < len ? k : b->log_bytes[i];
+                        if (k == len && b->log_bytes[i] > len)
+                                begun = false;
                         break;
                 }
                 if (k < len)
@@ -330,7 +333,9 @@ static void ws_batch_sent(Client *c, WsConn *w, BcastLog *log, uint64_t skip, co
                 ws_rest_sent(c, rest_sent, rest_whole);
         if (c->receiving) {
                 client_passed_own(c, bcastlog_advance(log, &c->cursor, skip, log_bytes));
-                if (header_cut)
+                /* Even with none of its payload sent, the message is begun:
+                 * its next bytes are payload, not a new header. */
+                if (header_cut || begun)
                         bcastlog_cursor_begin_message(&c->cursor);
         }
 }
