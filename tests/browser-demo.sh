@@ -40,6 +40,7 @@ command -v npm >/dev/null || skip "npm is not installed (apt-get install npm)"
 
 # playwright-core, the version of the lock file, in the build directory; the
 # npm cache beside it, so that neither HOME nor the source tree is written.
+# 1.61 is the last playwright-core that runs on Node.js 18 (Debian 12's).
 prefix=$build/browser-node
 pkg_version() { node -p 'require(process.argv[1]).version' "$1" 2>/dev/null || true; }
 want=$(node -p 'require(process.argv[1]).packages["node_modules/playwright-core"].version' \
