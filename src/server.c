@@ -127,7 +127,9 @@ void server_client_list_for_each(Server *s, void (*fn)(Server *s, Client *c, voi
  * off) are never written to it, so they do not count. */
 static void server_slow_client(Server *s, Client *c) {
         uint64_t limit = s->config->max_queue_bytes, skip = server_skip(s, c);
-        if (c->phase != CLIENT_OPEN || client_waiting(c, s->log, skip) <= limit)
+        /* Without a cursor (an HTTP response, a publisher's pong), only
+         * a few bytes of its own can wait. */
+        if (c->phase != CLIENT_OPEN || !c->receiving || client_waiting(c, s->log, skip) <= limit)
                 return;
 
         if (s->config->slow_client == SLOW_CLIENT_DISCONNECT) {
@@ -154,7 +156,7 @@ static void server_slow_client(Server *s, Client *c) {
  * blocked_check_at to where it will next need a look. */
 static void server_watch_blocked(Server *s, Client *c) {
         server_slow_client(s, c);
-        if (c->phase == CLIENT_OPEN) {
+        if (c->phase == CLIENT_OPEN && c->receiving) {
                 uint64_t waiting = client_waiting(c, s->log, server_skip(s, c));
                 uint64_t room = s->config->max_queue_bytes - MIN(waiting, s->config->max_queue_bytes);
                 s->blocked_check_at = MIN(s->blocked_check_at, bcastlog_end(s->log) + room);
