@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Five seconds of ebbench against the daemon: 10 subscribers, every message
-# checked (exactly once, whole, in order); then two seconds of the same over
-# a TLS listener, the daemon's certificate checked by ebbench --ca.
-# Correctness only, no speed asserted.
+# ebbench against the daemon, every message checked (exactly once, whole, in
+# order), 10 subscribers a run: five seconds on a line listener, two on a
+# websocket listener (ebbench --ws: masked frames in, a frame a message
+# out); then, with openssl, two seconds on a TLS listener and one on a
+# wss:// listener, the daemon's certificate checked by ebbench --ca.
+# Correctness only, no speed asserted. A listener the daemon refuses fails
+# the test: it reads every kind used here.
 set -euo pipefail
 daemon=$1 ebbench=$2
 dir=$(mktemp -d)
@@ -36,28 +39,38 @@ stop() {
         pid=
 }
 
-port=$(free_port)
-printf 'listen = ["127.0.0.1:%s"];\nlog_level = "notice";\n' "$port" >"$dir/eb.conf"
-start "$dir/eb.conf" "$dir/stderr" "$port"
-"$ebbench" --pid "$pid" -s 10 -d 5 "127.0.0.1:$port"
-stop
-! grep -E 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error' "$dir/stderr"
+# relay NAME ENTRY ARG...: the daemon with the one listener ENTRY (a listen
+# entry of its configuration, %s for the port; one with tls = true gets the
+# certificate made below), ebbench ARG... against it.
+relay() {
+        local name=$1 entry=$2 status=0
+        shift 2
+        local conf=$dir/$name.conf err=$dir/$name.stderr port
+        port=$(free_port)
+        # shellcheck disable=SC2059 # the entry is the format: it holds the %s
+        printf "listen = ( $entry );\nlog_level = \"notice\";\n" "$port" >"$conf"
+        case $entry in
+        *"tls = true"*)
+                printf 'tls = { cert_file = "%s"; key_file = "%s"; };\n' "$dir/cert.pem" "$dir/key.pem" >>"$conf"
+                ;;
+        esac
+        start "$conf" "$err" "$port" || status=$?
+        if [ "$status" != 0 ]; then
+                echo "bench-smoke: the daemon refused the $name listener (exit $status): $(tail -n 1 "$err")" >&2
+                exit 1
+        fi
+        "$ebbench" --pid "$pid" "$@" "127.0.0.1:$port"
+        stop
+        if grep -E 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error' "$err"; then
+                exit 1
+        fi
+}
 
-command -v openssl >/dev/null || { echo "bench-smoke: TLS part skipped: no openssl"; exit 0; }
+relay line '"127.0.0.1:%s"' -s 10 -d 5
+relay websocket '{ address = "127.0.0.1:%s"; protocol = "websocket"; }' --ws -s 10 -d 2
+
+command -v openssl >/dev/null || { echo "bench-smoke: TLS and wss parts skipped: no openssl"; exit 0; }
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
         -addext subjectAltName=IP:127.0.0.1 -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
-port=$(free_port)
-printf 'listen = ( { address = "127.0.0.1:%s"; tls = true; } );\ntls = { cert_file = "%s"; key_file = "%s"; };\nlog_level = "notice";\n' \
-        "$port" "$dir/cert.pem" "$dir/key.pem" >"$dir/eb-tls.conf"
-status=0
-start "$dir/eb-tls.conf" "$dir/stderr-tls" "$port" || status=$?
-if [ "$status" = 78 ]; then
-        # Until the daemon reads listener groups (exit 78: configuration).
-        echo "bench-smoke: TLS part skipped: the daemon refused a TLS listener group (exit 78):" \
-                "$(tail -n 1 "$dir/stderr-tls")"
-        exit 0
-fi
-[ "$status" = 0 ] || { cat "$dir/stderr-tls" >&2; exit 1; }
-"$ebbench" --pid "$pid" --ca "$dir/cert.pem" -s 10 -d 2 "127.0.0.1:$port"
-stop
-! grep -E 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error' "$dir/stderr-tls"
+relay tls '{ address = "127.0.0.1:%s"; tls = true; }' --ca "$dir/cert.pem" -s 10 -d 2
+relay wss '{ address = "127.0.0.1:%s"; protocol = "websocket"; tls = true; }' --ws --ca "$dir/cert.pem" -s 10 -d 1
