@@ -643,6 +643,28 @@ Test(scrape, request_timeout_408) {
         daemon_stop(&d);
 }
 
+/* A client that goes away before its head is complete was refused
+ * nothing: it is not counted as a request. */
+Test(scrape, gone_before_head_not_counted) {
+        Daemon d;
+        uint16_t port = start_daemon(&d, 10, NULL);
+
+        int fd = client_connect(port);
+        client_send_str(fd, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        wait_clients(&d, 1);
+        close(fd);
+        wait_clients(&d, 0);
+        cr_assert_eq(daemon_stat_logged(&d, "http_requests"), 0);
+        cr_assert_eq(daemon_stat_logged(&d, "http_refused"), 0);
+
+        char *body = scrape(port);
+        cr_assert_eq(metric(body, "http_requests_total"), 1);
+        cr_assert_eq(metric(body, "http_refused_total"), 0);
+        cr_assert_eq(metric(body, "connections_accepted_total"), 2);
+        free(body);
+        daemon_stop(&d);
+}
+
 /* Not before request_timeout either (less the tick's second). */
 Test(scrape, request_timeout_not_early) {
         Daemon d;
