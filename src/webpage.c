@@ -9,7 +9,9 @@
  * what is typed as one message. The daemon does not echo a sender's own
  * messages by default, so the page shows what it sent itself, marked "you:".
  * After a close it reconnects, waiting 1 s, then twice as long each time up
- * to 30 s, and again 1 s once a connection has opened. */
+ * to 30 s, and again 1 s once a connection has opened. A connection that
+ * never opened may be the listener refusing the page's origin (the browser
+ * does not tell a 403 from a server that is down): the status line says so. */
 #include "webpage.h"
 
 const char webpage_html[] =
@@ -90,7 +92,9 @@ const char webpage_html[] =
         "  setState('connecting', 'connecting to ' + url);\n"
         "  ws = new WebSocket(url);\n"
         "  ws.binaryType = 'arraybuffer';\n"
+        "  let opened = false;\n"
         "  ws.onopen = () => {\n"
+        "    opened = true;\n"
         "    delay = MIN_DELAY;\n"
         "    setState('connected', 'connected to ' + url);\n"
         "    input.focus();\n"
@@ -104,8 +108,10 @@ const char webpage_html[] =
         "  ws.onclose = (ev) => {\n"
         "    ws = null;\n"
         "    const secs = Math.round(delay / 1000);\n"
-        "    setState('closed', 'closed (code ' + ev.code + (ev.reason ? ', ' + ev.reason : '') +\n"
-        "             '), reconnecting in ' + secs + ' s');\n"
+        "    const why = opened ? 'closed (code ' + ev.code + (ev.reason ? ', ' + ev.reason : '') + ')'\n"
+        "      : 'could not connect (code ' + ev.code + ': the server is down or refused' +\n"
+        "        ' this page\\'s origin, ' + location.origin + ')';\n"
+        "    setState('closed', why + ', reconnecting in ' + secs + ' s');\n"
         "    setTimeout(connect, delay);\n"
         "    delay = Math.min(delay * 2, MAX_DELAY);\n"
         "  };\n"
