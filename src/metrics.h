@@ -22,11 +22,11 @@ typedef struct MetricsSnapshot {
         const ServerStats *stats;
         /* Connected clients by their listener's protocol, [0] plain, [1] TLS. */
         uint64_t clients[N_METRICS_PROTOCOLS][2];
-        uint64_t tls_handshakes;    /* TLS handshakes in progress */
+        uint64_t tls_handshakes; /* TLS handshakes in progress */
         uint64_t listeners[N_METRICS_PROTOCOLS];
-        uint64_t queue_memory;      /* bytes of the broadcast log */
-        uint64_t partial_memory;    /* bytes of unfinished input */
-        uint64_t start_time;        /* seconds since the epoch */
+        uint64_t queue_memory;   /* bytes of the broadcast log */
+        uint64_t partial_memory; /* bytes of unfinished input */
+        uint64_t start_time;     /* seconds since the epoch */
 } MetricsSnapshot;
 
 /* The largest body metrics_render() writes: a fixed set of metrics. */

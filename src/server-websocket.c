@@ -77,6 +77,7 @@ static bool server_origin_allowed(const Client *c, const WsConn *w) {
 }
 
 _Static_assert(sizeof(((MetricsSnapshot *)0)->clients) == sizeof(((Server *)0)->clients_by) &&
+                       (int)METRICS_PROTOCOL_LINE == (int)LISTEN_PROTOCOL_LINE &&
                        (int)METRICS_PROTOCOL_WEBSOCKET == (int)LISTEN_PROTOCOL_WEBSOCKET &&
                        (int)METRICS_PROTOCOL_METRICS == (int)LISTEN_PROTOCOL_METRICS,
                "the metrics count clients by listen protocol");
@@ -211,11 +212,13 @@ int server_ws_input(Server *s, Client *c, char *data, size_t n, const char *pref
                         server_http_request(s, c, w);
                         break;
                 case WS_EVENT_MESSAGE:
-                        s->stats.messages++;
-                        if (c->role == LISTEN_ROLE_SUBSCRIBE)
+                        /* A subscriber's message is not one for relay. */
+                        if (c->role == LISTEN_ROLE_SUBSCRIBE) {
                                 server_discard(s, c, ev.len);
-                        else if (server_publish(s, c, prefix, prefix_len, ev.data, ev.len, true, ev.text) <
-                                 0)
+                                break;
+                        }
+                        s->stats.messages++;
+                        if (server_publish(s, c, prefix, prefix_len, ev.data, ev.len, true, ev.text) < 0)
                                 return -ECONNRESET;
                         break;
                 case WS_EVENT_CLOSE:
@@ -264,9 +267,12 @@ static void server_ws_check(Server *s, Client *c, void *arg) {
                 return;
         if (w->phase == WS_PHASE_REQUEST) {
                 if (now - w->since > s->config->request_timeout) {
+                        size_t before = client_pending_input(c);
                         s->stats.http_requests++;
                         server_http_refuse(s, c, 408, "", "no complete request within request_timeout",
                                            false);
+                        if (c->phase != CLIENT_CLOSING)
+                                server_partial_changed(s, c, before);
                 }
                 return;
         }

@@ -24,10 +24,10 @@ typedef struct ServerStats {
         uint64_t discarded;           /* bytes read from subscribe-only clients and dropped */
         uint64_t tls_failures;        /* handshakes failed or timed out */
         uint64_t http_requests;       /* request heads read on websocket and metrics listeners */
-        uint64_t http_refused;        /* answered with an HTTP error, or closed unfinished */
+        uint64_t http_refused;        /* answered with an HTTP error (a timeout's 408 included) */
         uint64_t websocket_upgrades;  /* WebSocket connections established */
-        uint64_t websocket_errors;    /* closed for a protocol error (1002) or invalid UTF-8 (1007) */
-        uint64_t ping_timeouts;       /* WebSocket clients closed for not answering a ping */
+        uint64_t websocket_errors; /* closed for a protocol error (1002), an LF (1003), bad UTF-8 (1007) */
+        uint64_t ping_timeouts;    /* WebSocket clients closed for not answering a ping */
 } ServerStats;
 
 /* Takes ownership of 'config'. Creates the event loop, the broadcast log,

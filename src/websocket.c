@@ -14,7 +14,7 @@
 #include "util.h"
 
 /* Control frames composed at once: a pong, a ping and the close frame. */
-#define CONTROL_OUT_MAX (3 * WSFRAME_CONTROL_FRAME_MAX)
+#define CONTROL_OUT_MAX ((size_t)3 * WSFRAME_CONTROL_FRAME_MAX)
 
 int ws_conn_new(WsConn **ret) {
         WsConn *w = calloc(1, sizeof(*w));
@@ -142,8 +142,10 @@ static int ws_read_frames(WsConn *w, char **in, size_t *in_len, uint64_t max_pay
                 case WSFRAME_PONG:
                         continue;
                 case WSFRAME_CLOSE:
-                        /* Echo the peer's code (RFC 6455 5.5.1); none for none. */
+                        /* Echo the peer's code (RFC 6455 5.5.1), without a
+                         * reason of ours; none for none. */
                         ws_conn_close(w, fe.close_code == WS_CLOSE_NO_STATUS ? 0 : fe.close_code);
+                        w->close_echo = true;
                         *ev = (WsEvent){.type = WS_EVENT_CLOSE, .close_code = fe.close_code};
                         return 1;
                 }
@@ -326,7 +328,7 @@ static int ws_compose(WsConn *w) {
         if (w->ping_pending)
                 n += wsframe_ping(w->out + n, NULL, 0);
         if (w->close_pending) {
-                const char *why = close_reason(w->close_code);
+                const char *why = w->close_echo ? "" : close_reason(w->close_code);
                 n += wsframe_close(w->out + n, w->close_code, why, strlen(why));
                 w->close_queued = true;
         }

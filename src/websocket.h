@@ -67,6 +67,7 @@ typedef struct WsConn {
         uint32_t out_len, out_sent;
         bool out_is_response;
         bool pong_pending, ping_pending, close_pending, close_queued;
+        bool close_echo; /* the close answers the peer's */
         uint8_t pong_len;
         uint8_t pong[WSFRAME_CONTROL_MAX];
         uint16_t close_code;
