@@ -9,7 +9,8 @@
 #
 # Usage: browser-demo.sh DAEMON_PATH BUILD_DIR    (meson test passes both)
 # Exit status: 0 passed, 1 failed, 77 (skip) when chromium, node or npm is
-# not installed. CHROMIUM=/path overrides the browser.
+# not installed, or when EB_TEST_OFFLINE is set (a package build, which must
+# not reach the npm registry). CHROMIUM=/path overrides the browser.
 set -euo pipefail
 
 say() { printf 'browser-demo: %s\n' "$*"; }
@@ -33,6 +34,7 @@ here=$(cd "$(dirname "$0")" && pwd -P)
 mkdir -p "$build"
 build=$(cd "$build" && pwd -P)
 
+[ -z "${EB_TEST_OFFLINE:-}" ] || skip "EB_TEST_OFFLINE is set: playwright-core would come from the npm registry"
 chromium=${CHROMIUM:-$(command -v chromium || true)}
 { [ -n "$chromium" ] && [ -x "$chromium" ]; } || skip "chromium is not installed (apt-get install chromium)"
 command -v node >/dev/null || skip "node is not installed (apt-get install nodejs)"
