@@ -12,14 +12,12 @@
  * case names (the WebSocket one as text or binary by their UTF-8 validity),
  * then an end marker, so that nothing else slipped through. */
 #include <criterion/criterion.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,8 +25,6 @@
 #include "wsclient.h"
 
 TestSuite(websocket, .fini = harness_cleanup, .timeout = 120);
-
-extern char **environ;
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -111,8 +107,8 @@ static uint16_t start_ws(Daemon *d, const char *ws_keys, const char *settings) {
         return ports[0];
 }
 
-/* Line clients are accepted (and so get what is sent next) once the
- * daemon counts them; WebSocket clients are in from their 101 on. */
+/* WebSocket clients are in the broadcast from their 101 on, line clients
+ * once the daemon has accepted them: when it counts n clients in all. */
 static void wait_clients(Daemon *d, long long n) {
         cr_assert_eq(daemon_wait_stat(d, "clients", n, 5000), n, "not all %lld clients are in", n);
 }
@@ -184,9 +180,10 @@ static uint8_t opcode_for(const void *payload, size_t len) {
 
 /* The next bytes on a line client are exactly p[0, len) then an LF. */
 static void line_expect_bytes(int fd, const void *p, size_t len, const char *who) {
-        char *got = malloc(len + 1);
+        char *got = malloc(len + 2);
         cr_assert(got);
         client_recv_exact(fd, got, len + 1, 5000);
+        got[len + 1] = '\0'; /* for the message */
         cr_assert(memcmp(got, p, len) == 0 && got[len] == '\n',
                   "%s: the line client got \"%.60s\"... not \"%.60s\"", who, got, (const char *)p);
         free(got);
@@ -724,6 +721,7 @@ static const struct {
  * unfinished, the last fragment is not final either. Returns the steps. */
 static size_t fragment_steps(Step *steps, const Bytes *t, size_t frag, bool unfinished) {
         size_t n = 0;
+        frag = frag ? frag : 1;
         for (size_t off = 0; off == 0 || off < t->len; off += frag) {
                 size_t len = t->len - off < frag ? t->len - off : frag;
                 bool last = off + len >= t->len;
@@ -777,9 +775,9 @@ Test(websocket, autobahn_6_utf8) {
 
 /* A close reason of 123 bytes: the most a close frame holds. */
 #define REASON_123                                                                                          \
-        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456" \
-        "789"                                                                                               \
-        "01234567890123456789012"
+        "reason-0123456789-0123456789-0123456789-0123456789"                                                \
+        "reason-0123456789-0123456789-0123456789-0123456789"                                                \
+        "reason-0123456789-01234"
 
 /* 7.x: the closing handshake. The server echoes the client's close code;
  * a message completed before the close is relayed, nothing after it. */
@@ -998,7 +996,7 @@ static void run_http_case(uint16_t port, const HttpCase *k) {
                         cr_assert(wsc_header(&r, "Content-Type", v, sizeof v) &&
                                           strncmp(v, "text/plain", 10) == 0,
                                   "%s: an error that is not text/plain:\n%s", k->name, r.head);
-                        cr_assert(r.body_len > 0, "%s: an error without a body", k->name);
+                        cr_assert(k->head || r.body_len > 0, "%s: an error without a body", k->name);
                 }
                 /* One request per connection: nothing after the answer. */
                 wsc_expect_eof(&c, 3000);
@@ -1118,27 +1116,51 @@ Test(websocket, http_answers) {
 }
 
 /* HTTP_HEAD_MAX: a head of 8192 bytes, its empty line included, is read; one
- * more byte is 431. */
-Test(websocket, http_head_limit_431) {
-        char *requests[2];
+ * more byte is 431. Bytes that follow a head, however many, are read and
+ * discarded: the answer still arrives whole (no reset for unread data). */
+Test(websocket, http_large_requests) {
+        enum { TRAILING = 1 << 20 };
+        char *requests[3];
+        static const char start[] = "GET / HTTP/1.1\r\n" HOST "X-Pad: ", end[] = "\r\n\r\n";
         for (size_t i = 0; i < 2; i++) {
-                static const char start[] = "GET / HTTP/1.1\r\n" HOST "X-Pad: ", end[] = "\r\n\r\n";
                 size_t total = 8192 + i, pad = total - (sizeof start - 1) - (sizeof end - 1);
                 requests[i] = malloc(total + 1);
                 cr_assert(requests[i]);
                 snprintf(requests[i], total + 1, "%s%0*d%s", start, (int)pad, 0, end);
                 cr_assert_eq(strlen(requests[i]), total);
         }
+        static const char page[] = "GET / HTTP/1.1\r\n" HOST "\r\n";
+        requests[2] = malloc(sizeof page + TRAILING);
+        cr_assert(requests[2]);
+        memcpy(requests[2], page, sizeof page - 1);
+        memset(requests[2] + sizeof page - 1, 'g', TRAILING);
+        requests[2][sizeof page - 1 + TRAILING] = '\0';
         const HttpCase cases[] = {
                 HTTP("a head of 8192 bytes", requests[0], 200),
                 HTTP("a head of 8193 bytes", requests[1], 431),
+                HTTP("a head, then 1 MiB more", requests[2], 200),
         };
         Daemon d;
         uint16_t port = start_ws(&d, NULL, NULL);
         run_http_cases(&d, port, cases, ARRAY_SIZE(cases));
         daemon_stop(&d);
-        free(requests[0]);
-        free(requests[1]);
+        for (size_t i = 0; i < ARRAY_SIZE(requests); i++)
+                free(requests[i]);
+}
+
+/* HEAD gets the head of what GET would get, never a body (RFC 9110 9.3.2),
+ * errors included. */
+Test(websocket, http_head_requests_get_no_body) {
+        static const HttpCase cases[] = {
+                HTTP("HEAD /", "HEAD / HTTP/1.1\r\n" HOST "\r\n", 200, .head = true),
+                HTTP("HEAD of another path", "HEAD /nope HTTP/1.1\r\n" HOST "\r\n", 404, .head = true),
+                HTTP("HEAD with Upgrade", "HEAD / HTTP/1.1\r\n" HOST UPGRADE_FIELDS "\r\n", 400,
+                     .head = true),
+        };
+        Daemon d;
+        uint16_t port = start_ws(&d, NULL, NULL);
+        run_http_cases(&d, port, cases, ARRAY_SIZE(cases));
+        daemon_stop(&d);
 }
 
 /* origins: compared whole, byte for byte; "*" allows any; none (the
@@ -1269,6 +1291,10 @@ Test(websocket, http_request_timeout_408_and_others_not_blocked) {
                 wsc_free(waiting[i]);
         }
         expect_http_counters(&d, 4, 2, 2);
+        /* request_timeout is over for upgraded clients: still in. */
+        wsc_send_text(&b, "after the timeouts");
+        wsc_expect_text(&a, "after the timeouts");
+        client_expect_line(line, "after the timeouts\n");
         wsc_free(&a);
         wsc_free(&b);
         close(line);
@@ -1525,6 +1551,7 @@ typedef struct WsSeqReader {
         bool pongs;
         long last_pong;
         uint64_t n_pongs;
+        uint64_t received_at_first_pong;
         char error[256];
 } WsSeqReader;
 
@@ -1541,7 +1568,8 @@ static void ws_seq_poll(WsSeqReader *r) {
                                 snprintf(r->error, sizeof r->error, "the pong of p%ld after that of p%ld",
                                          ping, r->last_pong);
                         r->last_pong = ping;
-                        r->n_pongs++;
+                        if (r->n_pongs++ == 0)
+                                r->received_at_first_pong = r->received;
                         continue;
                 }
                 char line[SEQ_LEN];
@@ -1697,6 +1725,56 @@ Test(websocket, pongs_between_broadcast_frames_never_inside) {
         cr_assert(r.n_pongs > 0 && r.last_pong == pings - 1, "%llu pongs, the last of p%ld of %ld pings",
                   (unsigned long long)r.n_pongs, r.last_pong, pings);
         wsc_close_handshake(&w, 1000);
+        wsc_free(&w);
+        close(line);
+        daemon_stop(&d);
+}
+
+/* The most a socket's send buffer grows to (tcp_wmem's maximum). */
+static size_t tcp_wmem_max(void) {
+        FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
+        unsigned long lo, def, max = 4u << 20;
+        if (f) {
+                if (fscanf(f, "%lu %lu %lu", &lo, &def, &max) != 3)
+                        max = 4u << 20;
+                fclose(f);
+        }
+        return max;
+}
+
+/* "Sent before any further broadcast frame": a pong overtakes what the
+ * daemon still has queued for its client; only what already sits in the
+ * socket buffers (the daemon's send buffer, the reader's 4 KiB receive
+ * buffer) may come before it. */
+Test(websocket, a_pong_overtakes_the_frames_queued_for_its_client) {
+        uint32_t ahead = (uint32_t)((tcp_wmem_max() + 2 * 4096) / SEQ_LEN) + 64, count = 3 * ahead;
+        Daemon d;
+        uint16_t port = start_ws(&d, NULL, "max_queue_bytes = 67108864;");
+        WsClient w;
+        wsc_adopt(&w, client_connect_rcvbuf(port, 4096));
+        wsc_upgrade(&w, "/", NULL);
+        int line = client_connect(d.port);
+        wait_clients(&d, 2);
+        char *all = malloc((size_t)count * SEQ_LEN);
+        cr_assert(all);
+        for (uint32_t i = 0; i < count; i++)
+                seq_msg_format(all + (size_t)i * SEQ_LEN, SEQ_LEN, i);
+        client_send(line, all, (size_t)count * SEQ_LEN);
+        free(all);
+        cr_assert_eq(daemon_wait_stat(&d, "messages", count, 10000), count);
+        cr_assert(daemon_stat_logged(&d, "queue_memory") > 0, "nothing is queued in the daemon");
+        wsc_send_msg(&w, WSC_PING, "p0", 2);
+        WsSeqReader r = {.c = &w, .strict = true, .last = -1, .want = count, .pongs = true, .last_pong = -1};
+        int64_t deadline = harness_now_ms() + harness_ms(30000);
+        while ((r.received < count || r.n_pongs == 0) && !r.error[0] && !w.eof) {
+                cr_assert(harness_now_ms() < deadline, "%llu of %u messages, %llu pongs",
+                          (unsigned long long)r.received, count, (unsigned long long)r.n_pongs);
+                ws_seq_poll(&r);
+        }
+        cr_assert(!r.error[0], "%s", r.error);
+        cr_assert(r.n_pongs == 1 && r.received_at_first_pong <= ahead,
+                  "the pong came after %llu of %u queued messages (at most %u were in socket buffers)",
+                  (unsigned long long)r.received_at_first_pong, count, ahead);
         wsc_free(&w);
         close(line);
         daemon_stop(&d);
@@ -1883,6 +1961,16 @@ static const char *tests_dir(void) {
         return t && *t ? t : "tests";
 }
 
+/* The start of a text file (a log) for a failure message; "" if none. */
+static void read_text(const char *path, char *buf, size_t size) {
+        FILE *f = fopen(path, "r");
+        buf[0] = '\0';
+        if (f) {
+                buf[fread(buf, 1, size - 1, f)] = '\0';
+                fclose(f);
+        }
+}
+
 /* Runs a peer script (argv, environment plus extra_env) with its output in
  * DIR/peer.log; it must exit 0 within timeout_ms. */
 static void run_peer(Daemon *d, const char *const argv[], const char *extra_env, int timeout_ms) {
@@ -1911,12 +1999,8 @@ static void run_peer(Daemon *d, const char *const argv[], const char *extra_env,
                 }
                 harness_sleep_ms(20);
         }
-        FILE *f = fopen(log, "r");
-        char text[8192] = "";
-        if (f) {
-                text[fread(text, 1, sizeof text - 1, f)] = '\0';
-                fclose(f);
-        }
+        char text[8192];
+        read_text(log, text, sizeof text);
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s %s (%s %d); its output:\n%s\ndaemon log:\n%s",
                   argv[0], argv[1], WIFEXITED(st) ? "exit" : "signal or timeout",
                   WIFEXITED(st)     ? WEXITSTATUS(st)
@@ -1980,18 +2064,14 @@ static bool install_node_ws(char *node_modules, size_t size) {
         if (offline && *offline)
                 return false;
         snprintf(cmd, sizeof cmd,
-                 "cd '%s' && mkdir -p ws-node && timeout 240 npm install --prefix ws-node --cache "
-                 "ws-node/.npm-cache "
-                 "--no-audit --no-fund --no-save --loglevel=error ws@8 >ws-node/npm.log 2>&1",
+                 "cd '%s' && mkdir -p ws-node && timeout 240 npm install --prefix ws-node "
+                 "--cache ws-node/.npm-cache --no-audit --no-fund --no-save --loglevel=error ws@8 "
+                 ">ws-node/npm.log 2>&1",
                  dir);
         if (system(cmd) != 0) {
-                snprintf(cmd, sizeof cmd, "%s/ws-node/npm.log", dir);
-                FILE *f = fopen(cmd, "r");
-                char text[4096] = "";
-                if (f) {
-                        text[fread(text, 1, sizeof text - 1, f)] = '\0';
-                        fclose(f);
-                }
+                char log[512], text[4096];
+                snprintf(log, sizeof log, "%s/ws-node/npm.log", dir);
+                read_text(log, text, sizeof text);
                 cr_assert_fail("npm install ws@8 failed:\n%s", text);
         }
         return true;
