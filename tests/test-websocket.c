@@ -1683,103 +1683,6 @@ Test(websocket, slow_reader_drop_gets_whole_frames_with_gaps) {
         slow_ws_free(&t);
 }
 
-/* A pong goes out between broadcast frames, never inside one: a reader
- * with a 4 KiB receive buffer (so that the daemon is often inside a frame
- * when a ping comes) pings while it reads a long stream; every frame comes
- * whole, in order, each ping answered in order (RFC 6455 5.5.3 allows one
- * pong for several pings not answered yet, so some may be skipped, never
- * the last). */
-Test(websocket, pongs_between_broadcast_frames_never_inside) {
-        enum { COUNT = 3000, PING_EVERY = 50 };
-        Daemon d;
-        uint16_t port = start_ws(&d, NULL, "max_queue_bytes = 67108864;");
-        WsClient w;
-        wsc_adopt(&w, client_connect_rcvbuf(port, 4096));
-        wsc_upgrade(&w, "/", NULL);
-        int line = client_connect(d.port);
-        wait_clients(&d, 2);
-        char *all = malloc((size_t)COUNT * SEQ_LEN);
-        cr_assert(all);
-        for (uint32_t i = 0; i < COUNT; i++)
-                seq_msg_format(all + (size_t)i * SEQ_LEN, SEQ_LEN, i);
-        client_send(line, all, (size_t)COUNT * SEQ_LEN);
-        free(all);
-        WsSeqReader r = {.c = &w, .strict = true, .last = -1, .pongs = true, .last_pong = -1};
-        long pings = 0;
-        int64_t deadline = harness_now_ms() + harness_ms(30000);
-        while ((r.received < COUNT || r.last_pong < pings - 1) && !r.error[0] && !w.eof) {
-                cr_assert(harness_now_ms() < deadline, "%llu of %u messages, pong of p%ld of %ld pings",
-                          (unsigned long long)r.received, COUNT, r.last_pong, pings);
-                uint64_t before = r.received;
-                ws_seq_poll(&r);
-                if (r.received / PING_EVERY != before / PING_EVERY || (before == 0 && pings == 0)) {
-                        char ping[16];
-                        int n = snprintf(ping, sizeof ping, "p%ld", pings++);
-                        wsc_send_msg(&w, WSC_PING, ping, (size_t)n);
-                }
-                if (r.received == before)
-                        harness_sleep_ms(1);
-        }
-        cr_assert(!r.error[0], "%s", r.error);
-        cr_assert(!w.eof, "the reader was closed");
-        cr_assert(r.n_pongs > 0 && r.last_pong == pings - 1, "%llu pongs, the last of p%ld of %ld pings",
-                  (unsigned long long)r.n_pongs, r.last_pong, pings);
-        wsc_close_handshake(&w, 1000);
-        wsc_free(&w);
-        close(line);
-        daemon_stop(&d);
-}
-
-/* The most a socket's send buffer grows to (tcp_wmem's maximum). */
-static size_t tcp_wmem_max(void) {
-        FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
-        unsigned long lo, def, max = 4u << 20;
-        if (f) {
-                if (fscanf(f, "%lu %lu %lu", &lo, &def, &max) != 3)
-                        max = 4u << 20;
-                fclose(f);
-        }
-        return max;
-}
-
-/* "Sent before any further broadcast frame": a pong overtakes what the
- * daemon still has queued for its client; only what already sits in the
- * socket buffers (the daemon's send buffer, the reader's 4 KiB receive
- * buffer) may come before it. */
-Test(websocket, a_pong_overtakes_the_frames_queued_for_its_client) {
-        uint32_t ahead = (uint32_t)((tcp_wmem_max() + 2 * 4096) / SEQ_LEN) + 64, count = 3 * ahead;
-        Daemon d;
-        uint16_t port = start_ws(&d, NULL, "max_queue_bytes = 67108864;");
-        WsClient w;
-        wsc_adopt(&w, client_connect_rcvbuf(port, 4096));
-        wsc_upgrade(&w, "/", NULL);
-        int line = client_connect(d.port);
-        wait_clients(&d, 2);
-        char *all = malloc((size_t)count * SEQ_LEN);
-        cr_assert(all);
-        for (uint32_t i = 0; i < count; i++)
-                seq_msg_format(all + (size_t)i * SEQ_LEN, SEQ_LEN, i);
-        client_send(line, all, (size_t)count * SEQ_LEN);
-        free(all);
-        cr_assert_eq(daemon_wait_stat(&d, "messages", count, 10000), count);
-        cr_assert(daemon_stat_logged(&d, "queue_memory") > 0, "nothing is queued in the daemon");
-        wsc_send_msg(&w, WSC_PING, "p0", 2);
-        WsSeqReader r = {.c = &w, .strict = true, .last = -1, .want = count, .pongs = true, .last_pong = -1};
-        int64_t deadline = harness_now_ms() + harness_ms(30000);
-        while ((r.received < count || r.n_pongs == 0) && !r.error[0] && !w.eof) {
-                cr_assert(harness_now_ms() < deadline, "%llu of %u messages, %llu pongs",
-                          (unsigned long long)r.received, count, (unsigned long long)r.n_pongs);
-                ws_seq_poll(&r);
-        }
-        cr_assert(!r.error[0], "%s", r.error);
-        cr_assert(r.n_pongs == 1 && r.received_at_first_pong <= ahead,
-                  "the pong came after %llu of %u queued messages (at most %u were in socket buffers)",
-                  (unsigned long long)r.received_at_first_pong, count, ahead);
-        wsc_free(&w);
-        close(line);
-        daemon_stop(&d);
-}
-
 /* On SIGHUP ping_interval and request_timeout apply at once. */
 Test(websocket, sighup_applies_ping_interval_and_request_timeout) {
         Setup s = {.ws = {"", NULL}, .settings = "ping_interval = 0;\nrequest_timeout = 60;"};
@@ -1807,6 +1710,153 @@ Test(websocket, sighup_applies_ping_interval_and_request_timeout) {
         wsc_free(&idle);
         wsc_free(&stalled);
         daemon_stop(&d);
+}
+
+/* --- a backlog: frames the daemon holds for a slow WebSocket reader ------------ */
+
+/* The most a socket's send buffer grows to (tcp_wmem's maximum). */
+static size_t tcp_wmem_max(void) {
+        FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
+        unsigned long lo, def, max = 4u << 20;
+        if (f) {
+                if (fscanf(f, "%lu %lu %lu", &lo, &def, &max) != 3)
+                        max = 4u << 20;
+                fclose(f);
+        }
+        return max;
+}
+
+/* The most seq messages the socket buffers between the daemon and a reader
+ * with a 4 KiB receive buffer can hold: past them the daemon queues. */
+static uint32_t socket_buffers_hold(void) {
+        return (uint32_t)((tcp_wmem_max() + 2 * 4096) / SEQ_LEN) + 64;
+}
+
+/* A daemon (max_queue_bytes 64 MiB, and settings), a WebSocket reader with
+ * a 4 KiB receive buffer (so that the daemon queues for it, and is often
+ * inside a frame when the reader says something), and a line client that
+ * has sent count seq messages, all read by the daemon. */
+typedef struct Backlog {
+        Daemon d;
+        WsClient reader;
+        int sender;
+        uint32_t count;
+        WsSeqReader seq; /* strict, pongs of "p<N>" allowed */
+} Backlog;
+
+static void backlog_start(Backlog *b, const char *settings, uint32_t count) {
+        char *conf;
+        cr_assert(asprintf(&conf, "max_queue_bytes = 67108864;\n%s", settings ? settings : "") > 0);
+        uint16_t port = start_ws(&b->d, NULL, conf);
+        free(conf);
+        wsc_adopt(&b->reader, client_connect_rcvbuf(port, 4096));
+        wsc_upgrade(&b->reader, "/", NULL);
+        b->sender = client_connect(b->d.port);
+        wait_clients(&b->d, 2);
+        b->count = count;
+        char *all = malloc((size_t)count * SEQ_LEN);
+        cr_assert(all);
+        for (uint32_t i = 0; i < count; i++)
+                seq_msg_format(all + (size_t)i * SEQ_LEN, SEQ_LEN, i);
+        client_send(b->sender, all, (size_t)count * SEQ_LEN);
+        free(all);
+        cr_assert_eq(daemon_wait_stat(&b->d, "messages", count, 10000), count);
+        b->seq = (WsSeqReader){.c = &b->reader, .strict = true, .last = -1, .pongs = true, .last_pong = -1};
+}
+
+static void backlog_stop(Backlog *b) {
+        cr_assert(!b->seq.error[0], "%s", b->seq.error);
+        wsc_free(&b->reader);
+        close(b->sender);
+        daemon_stop(&b->d);
+}
+
+/* A pong goes out between broadcast frames, never inside one: a reader
+ * with a 4 KiB receive buffer (so that the daemon is often inside a frame
+ * when a ping comes) pings while it reads a long stream; every frame comes
+ * whole, in order, each ping answered in order (RFC 6455 5.5.3 allows one
+ * pong for several pings not answered yet, so some may be skipped, never
+ * the last). */
+Test(websocket, pongs_between_broadcast_frames_never_inside) {
+        enum { COUNT = 3000, PING_EVERY = 50 };
+        Backlog b;
+        backlog_start(&b, NULL, COUNT);
+        WsClient *w = &b.reader;
+        WsSeqReader *r = &b.seq;
+        long pings = 0;
+        int64_t deadline = harness_now_ms() + harness_ms(30000);
+        while ((r->received < COUNT || r->last_pong < pings - 1) && !r->error[0] && !w->eof) {
+                cr_assert(harness_now_ms() < deadline, "%llu of %u messages, pong of p%ld of %ld pings",
+                          (unsigned long long)r->received, COUNT, r->last_pong, pings);
+                uint64_t before = r->received;
+                ws_seq_poll(r);
+                if (r->received / PING_EVERY != before / PING_EVERY || (before == 0 && pings == 0)) {
+                        char ping[16];
+                        int n = snprintf(ping, sizeof ping, "p%ld", pings++);
+                        wsc_send_msg(w, WSC_PING, ping, (size_t)n);
+                }
+                if (r->received == before)
+                        harness_sleep_ms(1);
+        }
+        cr_assert(!r->error[0], "%s", r->error);
+        cr_assert(!w->eof, "the reader was closed");
+        cr_assert(r->n_pongs > 0 && r->last_pong == pings - 1, "%llu pongs, the last of p%ld of %ld pings",
+                  (unsigned long long)r->n_pongs, r->last_pong, pings);
+        wsc_close_handshake(w, 1000);
+        backlog_stop(&b);
+}
+
+/* "Sent before any further broadcast frame": a pong overtakes what the
+ * daemon still has queued for its client; only what already sits in the
+ * socket buffers (the daemon's send buffer, the reader's 4 KiB receive
+ * buffer) may come before it. */
+Test(websocket, a_pong_overtakes_the_frames_queued_for_its_client) {
+        uint32_t ahead = socket_buffers_hold(), count = 3 * ahead;
+        Backlog b;
+        backlog_start(&b, NULL, count);
+        WsClient *w = &b.reader;
+        WsSeqReader *r = &b.seq;
+        wsc_send_msg(w, WSC_PING, "p0", 2);
+        int64_t deadline = harness_now_ms() + harness_ms(30000);
+        while ((r->received < count || r->n_pongs == 0) && !r->error[0] && !w->eof) {
+                cr_assert(harness_now_ms() < deadline, "%llu of %u messages, %llu pongs",
+                          (unsigned long long)r->received, count, (unsigned long long)r->n_pongs);
+                ws_seq_poll(r);
+        }
+        cr_assert(!r->error[0], "%s", r->error);
+        cr_assert(r->n_pongs == 1 && r->received_at_first_pong <= ahead,
+                  "the pong came after %llu of %u queued messages (at most %u were in socket buffers)",
+                  (unsigned long long)r->received_at_first_pong, count, ahead);
+        backlog_stop(&b);
+}
+
+/* SIGTERM: what is queued is sent, then a close 1001; the daemon exits
+ * once the client answers, well before shutdown_timeout. */
+Test(websocket, sigterm_sends_queued_messages_then_close_1001) {
+        /* More than the socket buffers hold, so that the daemon still has
+         * some of it queued when the signal comes. */
+        Backlog b;
+        backlog_start(&b, "shutdown_timeout = 10;", 2 * socket_buffers_hold());
+        uint32_t count = b.count;
+        WsSeqReader *r = &b.seq;
+        r->want = count; /* the close follows */
+        daemon_signal(&b.d, SIGTERM);
+        int64_t deadline = harness_now_ms() + harness_ms(10000);
+        while (r->received < count && !r->error[0] && !b.reader.eof) {
+                cr_assert(harness_now_ms() < deadline, "%llu of %u messages after SIGTERM",
+                          (unsigned long long)r->received, count);
+                ws_seq_poll(r);
+        }
+        cr_assert(!r->error[0], "%s", r->error);
+        cr_assert_eq(r->received, count, "%llu of %u messages after SIGTERM",
+                     (unsigned long long)r->received, count);
+        wsc_expect_close(&b.reader, 1001, NULL, 0, 5000);
+        int64_t answered = harness_now_ms();
+        wsc_send_close(&b.reader, 1001, NULL);
+        wsc_expect_eof(&b.reader, 5000);
+        cr_assert_eq(daemon_wait(&b.d, 5000), 0, "the daemon did not exit 0 after the close");
+        cr_assert(harness_now_ms() - answered < harness_ms(5000), "the daemon waited for shutdown_timeout");
+        backlog_stop(&b);
 }
 
 /* --- keep-alive pings ----------------------------------------------------------- */
@@ -1855,43 +1905,6 @@ Test(websocket, idle_clients_are_pinged_and_the_silent_one_cut_off) {
         cr_assert_eq(daemon_stat(&m.d, "ping_timeouts"), 1);
         client_send_str(m.line[0], "still here\n");
         wsc_expect_text(answers, "still here");
-        mixed_stop(&m);
-}
-
-/* --- graceful stop ----------------------------------------------------------------- */
-
-/* SIGTERM: what is queued is sent, then a close 1001; the daemon exits
- * once the client answers, well before shutdown_timeout. */
-Test(websocket, sigterm_sends_queued_messages_then_close_1001) {
-        /* More than the kernel holds, so that the daemon still has some of
-         * it queued when the signal comes. */
-        uint32_t count = (uint32_t)((harness_kernel_buffering() + (1u << 20)) / SEQ_LEN);
-        Mixed m;
-        mixed_start(&m, "shutdown_timeout = 10;\nmax_queue_bytes = 67108864;", 1, 1);
-        char *all = malloc((size_t)count * SEQ_LEN);
-        cr_assert(all);
-        for (uint32_t i = 0; i < count; i++)
-                seq_msg_format(all + (size_t)i * SEQ_LEN, SEQ_LEN, i);
-        client_send(m.line[0], all, (size_t)count * SEQ_LEN);
-        free(all);
-        cr_assert_eq(daemon_wait_stat(&m.d, "messages", count, 10000), count);
-        daemon_signal(&m.d, SIGTERM);
-        WsSeqReader r = {.c = &m.ws[0], .strict = true, .last = -1, .want = count};
-        int64_t deadline = harness_now_ms() + harness_ms(10000);
-        while (r.received < count && !r.error[0] && !m.ws[0].eof) {
-                cr_assert(harness_now_ms() < deadline, "%llu of %u messages after SIGTERM",
-                          (unsigned long long)r.received, count);
-                ws_seq_poll(&r);
-        }
-        cr_assert(!r.error[0], "%s", r.error);
-        cr_assert_eq(r.received, count, "%llu of %u messages after SIGTERM", (unsigned long long)r.received,
-                     count);
-        wsc_expect_close(&m.ws[0], 1001, NULL, 0, 5000);
-        int64_t answered = harness_now_ms();
-        wsc_send_close(&m.ws[0], 1001, NULL);
-        wsc_expect_eof(&m.ws[0], 5000);
-        cr_assert_eq(daemon_wait(&m.d, 5000), 0, "the daemon did not exit 0 after the close");
-        cr_assert(harness_now_ms() - answered < harness_ms(5000), "the daemon waited for shutdown_timeout");
         mixed_stop(&m);
 }
 
