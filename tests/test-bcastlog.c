@@ -1003,6 +1003,442 @@ Test(bcastlog, memory_follows_slowest_cursor) {
         buf_free(&sink);
 }
 
+/* --- kinds, message sizes, begun messages ---------------------------------------- */
+
+static void append_kind(BcastLog *log, uint64_t sender, LogKind kind, const void *p, size_t n) {
+        struct iovec iov = {.iov_base = (void *)(uintptr_t)p, .iov_len = n};
+        cr_assert_eq(bcastlog_append(log, sender, kind, &iov, 1), 0);
+}
+
+/* What bcastlog_fill_kinds() documents: as bcastlog_fill(), except that
+ * contiguous entries may follow each other, and then differ in kind. */
+static void check_fill_kinds(const struct iovec *iov, const uint8_t *kinds, size_t n, size_t bytes,
+                             size_t max_iov, size_t max_bytes) {
+        cr_assert_leq(n, max_iov, "fill gave %zu entries, max_iov %zu", n, max_iov);
+        cr_assert_leq(bytes, max_bytes, "fill gave %zu bytes, max_bytes %zu", bytes, max_bytes);
+        size_t sum = 0;
+        for (size_t i = 0; i < n; i++) {
+                cr_assert_gt(iov[i].iov_len, 0, "empty iovec entry %zu", i);
+                cr_assert(kinds[i] == BCASTLOG_TEXT || kinds[i] == BCASTLOG_BINARY, "entry %zu: kind %u", i,
+                          kinds[i]);
+                if (i > 0 && (char *)iov[i - 1].iov_base + iov[i - 1].iov_len == (char *)iov[i].iov_base)
+                        cr_assert_neq(kinds[i - 1], kinds[i],
+                                      "adjacent spans %zu/%zu of one kind not merged", i - 1, i);
+                sum += iov[i].iov_len;
+        }
+        cr_assert_eq(sum, bytes, "iovec lengths sum to %zu, *ret_bytes is %zu", sum, bytes);
+        cr_assert_eq(n == 0, bytes == 0);
+}
+
+/* One entry expected of a fill: its bytes and its kind. */
+typedef struct Span {
+        const char *p;
+        LogKind kind;
+} Span;
+
+static void expect_spans(const struct iovec *iov, const uint8_t *kinds, size_t n, const Span *want,
+                         size_t n_want, const char *what) {
+        cr_assert_eq(n, n_want, "%s: %zu entries, expected %zu", what, n, n_want);
+        for (size_t i = 0; i < n; i++) {
+                size_t len = strlen(want[i].p);
+                cr_assert_eq(iov[i].iov_len, len, "%s: entry %zu of %zu bytes, expected '%s'", what, i,
+                             iov[i].iov_len, want[i].p);
+                cr_assert(memcmp(iov[i].iov_base, want[i].p, len) == 0, "%s: entry %zu is '%.*s', not '%s'",
+                          what, i, (int)len, (const char *)iov[i].iov_base, want[i].p);
+                if (kinds)
+                        cr_assert_eq(kinds[i], want[i].kind, "%s: entry %zu of kind %u", what, i, kinds[i]);
+        }
+}
+
+Test(bcastlog, fill_kinds_never_merges_spans_of_different_kinds) {
+        BcastLog *log = new_log();
+        LogCursor c9, c2, c1;
+        bcastlog_cursor_init(log, &c9);
+        bcastlog_cursor_init(log, &c2);
+        bcastlog_cursor_init(log, &c1);
+        /* Sender 1 switches kind without another sender in between: its
+         * bytes are contiguous, its runs are not one. */
+        append_kind(log, 1, BCASTLOG_TEXT, "t1\n", 3);
+        append_kind(log, 1, BCASTLOG_BINARY, "b1\n", 3);
+        append_kind(log, 1, BCASTLOG_BINARY, "b2\n", 3);
+        append_kind(log, 1, BCASTLOG_TEXT, "t2\n", 3);
+        append_kind(log, 2, BCASTLOG_TEXT, "u1\n", 3);
+        append_kind(log, 1, BCASTLOG_TEXT, "t3\n", 3);
+        struct iovec iov[16];
+        uint8_t kinds[16];
+        size_t bytes, n;
+
+        n = bcastlog_fill_kinds(log, &c9, 9, iov, kinds, 16, SIZE_MAX, &bytes);
+        check_fill_kinds(iov, kinds, n, bytes, 16, SIZE_MAX);
+        cr_assert_eq(bytes, 18);
+        /* Same kind merges across senders; different kinds never. */
+        expect_spans(iov, kinds, n,
+                     (const Span[]){{"t1\n", BCASTLOG_TEXT},
+                                    {"b1\nb2\n", BCASTLOG_BINARY},
+                                    {"t2\nu1\nt3\n", BCASTLOG_TEXT}},
+                     3, "all");
+        /* bcastlog_fill() still merges them all. */
+        n = bcastlog_fill(log, &c9, 9, iov, 16, SIZE_MAX, &bytes);
+        check_fill(iov, n, bytes, 16, SIZE_MAX);
+        expect_spans(iov, NULL, n, (const Span[]){{"t1\nb1\nb2\nt2\nu1\nt3\n", BCASTLOG_TEXT}}, 1, "fill");
+
+        /* Own runs skipped: spans of one kind either side of them are not
+         * contiguous, so two entries. */
+        n = bcastlog_fill_kinds(log, &c2, 2, iov, kinds, 16, SIZE_MAX, &bytes);
+        check_fill_kinds(iov, kinds, n, bytes, 16, SIZE_MAX);
+        expect_spans(iov, kinds, n,
+                     (const Span[]){{"t1\n", BCASTLOG_TEXT},
+                                    {"b1\nb2\n", BCASTLOG_BINARY},
+                                    {"t2\n", BCASTLOG_TEXT},
+                                    {"t3\n", BCASTLOG_TEXT}},
+                     4, "skip 2");
+        n = bcastlog_fill_kinds(log, &c1, 1, iov, kinds, 16, SIZE_MAX, &bytes);
+        expect_spans(iov, kinds, n, (const Span[]){{"u1\n", BCASTLOG_TEXT}}, 1, "skip 1");
+
+        /* The caps: entries, then bytes (a cut span keeps its kind). */
+        n = bcastlog_fill_kinds(log, &c9, 9, iov, kinds, 2, SIZE_MAX, &bytes);
+        check_fill_kinds(iov, kinds, n, bytes, 2, SIZE_MAX);
+        cr_assert_eq(bytes, 9);
+        expect_spans(iov, kinds, n, (const Span[]){{"t1\n", BCASTLOG_TEXT}, {"b1\nb2\n", BCASTLOG_BINARY}},
+                     2, "max_iov 2");
+        n = bcastlog_fill_kinds(log, &c9, 9, iov, kinds, 16, 4, &bytes);
+        check_fill_kinds(iov, kinds, n, bytes, 16, 4);
+        expect_spans(iov, kinds, n, (const Span[]){{"t1\n", BCASTLOG_TEXT}, {"b", BCASTLOG_BINARY}}, 2,
+                     "max_bytes 4");
+        cr_assert_eq(bcastlog_fill_kinds(log, &c9, 9, iov, kinds, 0, SIZE_MAX, &bytes), 0);
+        cr_assert_eq(bytes, 0);
+        cr_assert_eq(bcastlog_fill_kinds(log, &c9, 9, iov, kinds, 16, 0, &bytes), 0);
+        cr_assert_eq(bytes, 0);
+
+        /* Resumed mid-message, the kind is the message's. */
+        bcastlog_advance(log, &c9, 9, 4);
+        n = bcastlog_fill_kinds(log, &c9, 9, iov, kinds, 16, SIZE_MAX, &bytes);
+        expect_spans(iov, kinds, n,
+                     (const Span[]){{"1\nb2\n", BCASTLOG_BINARY}, {"t2\nu1\nt3\n", BCASTLOG_TEXT}}, 2,
+                     "resumed");
+
+        bcastlog_cursor_release(log, &c9);
+        bcastlog_cursor_release(log, &c2);
+        bcastlog_cursor_release(log, &c1);
+        bcastlog_free(log);
+}
+
+Test(bcastlog, kinds_apply_to_every_message_of_an_append_and_across_blocks) {
+        BcastLog *log = new_log();
+        LogCursor c;
+        bcastlog_cursor_init(log, &c);
+        /* Three messages in one append, all binary, then text. */
+        char msgs[] = "a\nb\nc\n";
+        struct iovec parts[3] = {{.iov_base = msgs, .iov_len = 3},
+                                 {.iov_base = msgs + 3, .iov_len = 2},
+                                 {.iov_base = msgs + 5, .iov_len = 1}};
+        cr_assert_eq(bcastlog_append(log, 1, BCASTLOG_BINARY, parts, 3), 0);
+        size_t big_len = BLK + 1000;
+        char *big = make_msg(big_len);
+        append_kind(log, 1, BCASTLOG_TEXT, big, big_len);
+        append_kind(log, 1, BCASTLOG_BINARY, "z\n", 2);
+
+        struct iovec iov[8];
+        uint8_t kinds[8];
+        size_t bytes;
+        size_t n = bcastlog_fill_kinds(log, &c, 9, iov, kinds, 8, SIZE_MAX, &bytes);
+        check_fill_kinds(iov, kinds, n, bytes, 8, SIZE_MAX);
+        cr_assert_eq(bytes, 6 + big_len + 2);
+        /* The binary messages; the text one in its two blocks; then the
+         * binary one right after it in the second block. */
+        cr_assert_eq(n, 4, "%zu entries", n);
+        cr_assert_eq(iov[0].iov_len, 6);
+        cr_assert(memcmp(iov[0].iov_base, "a\nb\nc\n", 6) == 0);
+        cr_assert_eq(kinds[0], BCASTLOG_BINARY);
+        cr_assert_eq(kinds[1], BCASTLOG_TEXT);
+        cr_assert_eq(kinds[2], BCASTLOG_TEXT);
+        cr_assert_eq(iov[1].iov_len + iov[2].iov_len, big_len);
+        cr_assert(memcmp(iov[1].iov_base, big, iov[1].iov_len) == 0);
+        cr_assert(memcmp(iov[2].iov_base, big + iov[1].iov_len, iov[2].iov_len) == 0);
+        cr_assert_eq(kinds[3], BCASTLOG_BINARY);
+        cr_assert_eq(iov[3].iov_len, 2);
+        cr_assert_eq((char *)iov[2].iov_base + iov[2].iov_len, (char *)iov[3].iov_base,
+                     "not contiguous: the case is not tested");
+        /* Without kinds: the first block's bytes, then the second's. */
+        n = bcastlog_fill(log, &c, 9, iov, 8, SIZE_MAX, &bytes);
+        check_fill(iov, n, bytes, 8, SIZE_MAX);
+        cr_assert_eq(n, 2);
+        free(big);
+        bcastlog_cursor_release(log, &c);
+        bcastlog_free(log);
+}
+
+/* One write of a framing reader: fill_kinds, check what it offers against
+ * the expected stream and kinds from 'done' on, send some. Returns the
+ * bytes offered. */
+static size_t write_kinds(BcastLog *log, LogCursor *c, uint64_t skip, const Buf *want, const Buf *want_kind,
+                          size_t *done, size_t max_iov, size_t max_bytes, bool all) {
+        struct iovec iov[8];
+        uint8_t kinds[8];
+        size_t bytes;
+        cr_assert_leq(max_iov, 8);
+        size_t n = bcastlog_fill_kinds(log, c, skip, iov, kinds, max_iov, max_bytes, &bytes);
+        check_fill_kinds(iov, kinds, n, bytes, max_iov, max_bytes);
+        size_t at = *done;
+        for (size_t e = 0; e < n; e++) {
+                cr_assert_leq(at + iov[e].iov_len, want->len, "offered past the expected stream");
+                cr_assert(memcmp(iov[e].iov_base, want->p + at, iov[e].iov_len) == 0, "wrong bytes at %zu",
+                          at);
+                for (size_t b = 0; b < iov[e].iov_len; b++)
+                        cr_assert_eq(want_kind->p[at + b], (char)kinds[e], "byte %zu reported of kind %u",
+                                     at + b, kinds[e]);
+                at += iov[e].iov_len;
+        }
+        if (bytes < max_bytes && n < max_iov)
+                cr_assert_eq(at, want->len, "a short fill at %zu of %zu", at, want->len);
+        size_t k = bytes == 0 ? 0 : all ? bytes : rnd_range(1, bytes);
+        bcastlog_advance(log, c, skip, k);
+        *done += k;
+        return bytes;
+}
+
+Test(bcastlog, fill_kinds_random_stream_against_expected) {
+        /* Random senders, kinds and sizes (some spanning blocks); each reader
+         * writes with fill_kinds in random caps and bites and must get its
+         * expected stream, every byte of the kind of its message. */
+        enum { N = 3 };
+        BcastLog *log = new_log();
+        LogCursor c[N];
+        uint64_t skip[N] = {1, 2, BCASTLOG_NO_SENDER};
+        Buf want[N] = {{0}}, want_kind[N] = {{0}};
+        size_t done[N] = {0};
+        for (int r = 0; r < N; r++)
+                bcastlog_cursor_init(log, &c[r]);
+        for (int i = 0; i < 400; i++) {
+                uint64_t s = 1 + rnd() % 3;
+                LogKind kind = rnd() % 2 ? BCASTLOG_TEXT : BCASTLOG_BINARY;
+                size_t len = rnd() % 30 == 0 ? rnd_range(BLK - 100, 2 * BLK) : rnd_range(1, 200);
+                char *m = make_msg(len);
+                append_kind(log, s, kind, m, len);
+                char *kn = malloc(len);
+                cr_assert_not_null(kn);
+                memset(kn, kind, len);
+                for (int r = 0; r < N; r++)
+                        if (skip[r] != s) {
+                                buf_put(&want[r], m, len);
+                                buf_put(&want_kind[r], kn, len);
+                        }
+                free(kn);
+                free(m);
+                int r = (int)(rnd() % N);
+                for (int w = 0; w < 2; w++)
+                        write_kinds(log, &c[r], skip[r], &want[r], &want_kind[r], &done[r], rnd_range(1, 8),
+                                    rnd_range(1, 3 * BLK), false);
+        }
+        for (int r = 0; r < N; r++) {
+                while (write_kinds(log, &c[r], skip[r], &want[r], &want_kind[r], &done[r], 8, SIZE_MAX,
+                                   true))
+                        ;
+                cr_assert_eq(done[r], want[r].len, "reader %d: %zu of %zu bytes", r, done[r], want[r].len);
+                cr_assert_eq(bcastlog_backlog(log, &c[r]), 0);
+                bcastlog_cursor_release(log, &c[r]);
+                buf_free(&want[r]);
+                buf_free(&want_kind[r]);
+        }
+        bcastlog_free(log);
+}
+
+/* The bytes bcastlog_fill() offers from the cursor through the first LF,
+ * (the message it is in), counted from the fill itself. */
+static uint64_t fill_through_lf(BcastLog *log, const LogCursor *c, uint64_t skip) {
+        struct iovec iov[64];
+        size_t bytes;
+        size_t n = bcastlog_fill(log, c, skip, iov, 64, SIZE_MAX, &bytes);
+        uint64_t size = 0;
+        for (size_t i = 0; i < n; i++) {
+                const char *lf = memchr(iov[i].iov_base, '\n', iov[i].iov_len);
+                if (lf)
+                        return size + (uint64_t)(lf - (const char *)iov[i].iov_base) + 1;
+                size += iov[i].iov_len;
+        }
+        cr_assert_lt(n, 64, "the message is longer than one test fill");
+        return size;
+}
+
+static void expect_message_size(BcastLog *log, const LogCursor *c, uint64_t skip, uint64_t want,
+                                const char *what) {
+        uint64_t got = bcastlog_message_size(log, c, skip);
+        cr_assert_eq(got, want, "%s: message size %llu, expected %llu", what, (unsigned long long)got,
+                     (unsigned long long)want);
+        cr_assert_eq(fill_through_lf(log, c, skip), want, "%s: not what fill offers", what);
+}
+
+Test(bcastlog, message_size_at_start_mid_message_and_end) {
+        BcastLog *log = new_log();
+        LogCursor c, mine;
+        bcastlog_cursor_init(log, &c);
+        bcastlog_cursor_init(log, &mine); /* client 1 */
+        expect_message_size(log, &c, 9, 0, "empty log");
+        append(log, 1, "hello\n", 6);
+        append(log, 2, "xy\n", 3);
+        append(log, 9, "own\n", 4);
+        append(log, 2, "after own\n", 10);
+        expect_message_size(log, &c, 9, 6, "at a message start");
+        bcastlog_advance(log, &c, 9, 2);
+        expect_message_size(log, &c, 9, 4, "mid-message");
+        bcastlog_advance(log, &c, 9, 3);
+        expect_message_size(log, &c, 9, 1, "only the LF left");
+        bcastlog_advance(log, &c, 9, 1);
+        expect_message_size(log, &c, 9, 3, "the next message");
+        /* Own runs skipped, at the cursor or after a message sent. */
+        expect_message_size(log, &mine, 1, 3, "own message at the cursor skipped");
+        expect_message_size(log, &mine, BCASTLOG_NO_SENDER, 6, "echo: the own message counts");
+        bcastlog_advance(log, &c, 9, 3);
+        expect_message_size(log, &c, 9, 10, "own run after the message skipped");
+        expect_message_size(log, &c, BCASTLOG_NO_SENDER, 10, "advance rests past the own run");
+        bcastlog_advance(log, &c, 9, 10);
+        expect_message_size(log, &c, 9, 0, "at the end");
+        bcastlog_cursor_release(log, &c);
+        bcastlog_cursor_release(log, &mine);
+        bcastlog_free(log);
+}
+
+Test(bcastlog, message_size_across_blocks) {
+        /* A message starting in one block and ending two blocks later, from
+         * before it, its start, inside each block and at the boundary. */
+        BcastLog *log = new_log();
+        LogCursor c;
+        bcastlog_cursor_init(log, &c);
+        size_t big_len = 2 * BLK + 5000;
+        char *big = make_msg(big_len);
+        append(log, 1, "x\n", 2);
+        append(log, 9, "own\n", 4);
+        append_kind(log, 2, BCASTLOG_BINARY, big, big_len);
+        append(log, 3, "tail\n", 5);
+        expect_message_size(log, &c, 9, 2, "before");
+        bcastlog_advance(log, &c, 9, 2);
+        expect_message_size(log, &c, 9, big_len, "its start, own run before it");
+        size_t sent = 0;
+        while (sent + 1 < big_len) {
+                struct iovec iov[1];
+                size_t bytes;
+                /* Whole spans (up to the block boundary), or a part of one. */
+                cr_assert_eq(bcastlog_fill(log, &c, 9, iov, 1, SIZE_MAX, &bytes), 1);
+                size_t k = rnd() % 2 ? bytes : rnd_range(1, bytes);
+                if (sent + k >= big_len)
+                        k = big_len - 1 - sent;
+                bcastlog_advance(log, &c, 9, k);
+                sent += k;
+                expect_message_size(log, &c, 9, big_len - sent, "inside");
+        }
+        bcastlog_advance(log, &c, 9, 1);
+        expect_message_size(log, &c, 9, 5, "after it");
+        free(big);
+        bcastlog_cursor_release(log, &c);
+        bcastlog_free(log);
+}
+
+Test(bcastlog, message_size_of_own_message_begun_with_echo_on) {
+        /* Echo on, part of an own message sent, echo then off: the rest of
+         * that message is still to be sent, so it is the message's size. */
+        BcastLog *log = new_log();
+        LogCursor c;
+        bcastlog_cursor_init(log, &c);
+        append(log, 1, "hello world\n", 12);
+        append(log, 1, "own2\n", 5);
+        append(log, 2, "other\n", 6);
+        bcastlog_advance(log, &c, BCASTLOG_NO_SENDER, 3);
+        expect_message_size(log, &c, 1, 9, "rest of the own message");
+        bcastlog_advance(log, &c, 1, 9);
+        expect_message_size(log, &c, 1, 6, "own message not begun skipped");
+        bcastlog_cursor_release(log, &c);
+        bcastlog_free(log);
+}
+
+Test(bcastlog, begin_message_keeps_the_whole_message_on_drop) {
+        BcastLog *log = new_log();
+        LogCursor begun, plain;
+        bcastlog_cursor_init(log, &begun);
+        bcastlog_cursor_init(log, &plain);
+        char *msgs[100];
+        fill_hundred(log, msgs, 0);
+        /* A header sent for message 0, none of its payload. */
+        bcastlog_cursor_begin_message(&begun);
+        cr_assert(begun.mid_message);
+        cr_assert_eq(bcastlog_backlog(log, &begun), 10000, "begin moves nothing");
+        expect_message_size(log, &begun, 9, 100, "begun");
+        struct iovec iov[2];
+        size_t bytes;
+        cr_assert_eq(bcastlog_fill(log, &begun, 9, iov, 1, 7, &bytes), 1);
+        cr_assert(memcmp(iov[0].iov_base, msgs[0], 7) == 0, "a begun message is offered from its start");
+
+        char *rest;
+        size_t rest_len;
+        /* Message 0 comes back whole; of 1..99, 1..90 go (9 of 100 bytes fit in 950). */
+        cr_assert_eq(drop(log, &begun, 9, 950, &rest, &rest_len), 90);
+        cr_assert_eq(rest_len, 100);
+        cr_assert(memcmp(rest, msgs[0], 100) == 0, "the rest is not message 0 whole");
+        free(rest);
+        cr_assert_not(begun.mid_message);
+        cr_assert_eq(bcastlog_backlog(log, &begun), 900);
+        /* Not begun: message 0 is dropped with the others. */
+        cr_assert_eq(drop(log, &plain, 9, 950, &rest, &rest_len), 91);
+        cr_assert_null(rest);
+
+        Buf got = {0}, want = {0};
+        drain(log, &begun, 9, 8, SIZE_MAX, STEP_ALL, &got);
+        for (int i = 91; i < 100; i++)
+                buf_put(&want, msgs[i], 100);
+        expect_same(&got, &want, "after the drop");
+        bcastlog_cursor_release(log, &begun);
+        bcastlog_cursor_release(log, &plain);
+        bcastlog_free(log);
+        free_hundred(msgs);
+        buf_free(&got);
+        buf_free(&want);
+}
+
+Test(bcastlog, begin_message_past_own_runs_and_across_blocks) {
+        BcastLog *log = new_log();
+        LogCursor c;
+        bcastlog_cursor_init(log, &c);
+        size_t big_len = BLK + 7000;
+        char *big = make_msg(big_len);
+        append(log, 5, "own\n", 4);
+        append(log, 5, "own again\n", 10);
+        append_kind(log, 2, BCASTLOG_BINARY, big, big_len);
+        for (int i = 0; i < 30; i++)
+                append(log, 3, "small message\n", 14);
+        /* The write path rests past the own runs, then begins the message. */
+        cr_assert_eq(bcastlog_advance(log, &c, 5, 0), 14);
+        bcastlog_cursor_begin_message(&c);
+        expect_message_size(log, &c, 5, big_len, "begun past own runs");
+        char *rest;
+        size_t rest_len;
+        cr_assert_eq(drop(log, &c, 5, 200, &rest, &rest_len), 16);
+        cr_assert_eq(rest_len, big_len);
+        cr_assert(memcmp(rest, big, big_len) == 0);
+        free(rest);
+        cr_assert_eq(bcastlog_backlog(log, &c), 14 * 14);
+
+        /* Begun, then sent whole: nothing of it is left to keep. */
+        struct iovec iov[1];
+        size_t bytes;
+        bcastlog_cursor_begin_message(&c);
+        cr_assert_eq(bcastlog_fill(log, &c, 5, iov, 1, 14, &bytes), 1);
+        bcastlog_advance(log, &c, 5, 14);
+        cr_assert_not(c.mid_message);
+        cr_assert_eq(drop(log, &c, 5, 0, &rest, &rest_len), 13);
+        cr_assert_null(rest);
+        /* Begun, then part sent: the rest of it. */
+        for (int i = 0; i < 3; i++)
+                append(log, 3, "small message\n", 14);
+        bcastlog_cursor_begin_message(&c);
+        bcastlog_advance(log, &c, 5, 5);
+        cr_assert_eq(drop(log, &c, 5, 0, &rest, &rest_len), 2);
+        cr_assert_eq(rest_len, 9);
+        cr_assert(memcmp(rest, " message\n", 9) == 0);
+        free(rest);
+        free(big);
+        bcastlog_cursor_release(log, &c);
+        bcastlog_free(log);
+}
+
 /* --- randomized model test ------------------------------------------------------ */
 
 typedef struct Msg {
