@@ -146,11 +146,11 @@ static void server_http_request(Server *s, Client *c, WsConn *w) {
         int r = http_ws_check(req, w->head);
         if (r == -ENOPROTOOPT)
                 server_http_refuse(s, c, 426, "Sec-WebSocket-Version: 13\r\n", "WebSocket version 13 only",
-                                   false);
+                                   head_only);
         else if (r < 0)
-                server_http_refuse(s, c, 400, "", "not a valid WebSocket handshake", false);
+                server_http_refuse(s, c, 400, "", "not a valid WebSocket handshake", head_only);
         else if (r > 0 && !server_origin_allowed(c, w))
-                server_http_refuse(s, c, 403, "", "origin not allowed", false);
+                server_http_refuse(s, c, 403, "", "origin not allowed", head_only);
         else if (r > 0)
                 server_ws_upgrade(s, c, w);
         else if (!get && !head_only)
