@@ -176,6 +176,12 @@ static uint8_t opcode_for(const void *payload, size_t len) {
         return wsc_utf8_valid(payload, len) ? WSC_TEXT : WSC_BINARY;
 }
 
+/* A number below n from a small LCG (the same stream on every run). */
+static size_t below(unsigned *state, size_t n) {
+        *state = *state * 1103515245 + 12345;
+        return (*state >> 16) % n;
+}
+
 /* --- line observers ----------------------------------------------------------- */
 
 /* The next bytes on a line client are exactly p[0, len) then an LF. */
@@ -1424,8 +1430,7 @@ Test(websocket, one_global_order_across_mixed_senders) {
         unsigned rnd = 4242;
         for (int done = 0; done < SENDERS * PER_SENDER;) {
                 for (int s = 0; s < SENDERS; s++) {
-                        rnd = rnd * 1103515245 + 12345;
-                        int burst = 1 + (int)((rnd >> 16) % 4);
+                        int burst = 1 + (int)below(&rnd, 4);
                         WscBytes out = {0};
                         for (int k = 0; k < burst && sent[s] < PER_SENDER; k++, done++) {
                                 char msg[32];
@@ -1460,6 +1465,89 @@ Test(websocket, one_global_order_across_mixed_senders) {
         }
         cr_assert(switches > 4 * SENDERS, "the senders were not interleaved (%d switches)", switches);
         mixed_stop(&m);
+}
+
+/* One sender's stream cut every way at once: 2000 numbered messages, each
+ * in 1 to 4 fragments (some empty), pings between fragments, the whole
+ * stream written in random pieces of 1 to 3000 bytes. Readers get every
+ * message whole and in order; every ping is answered in order (the last
+ * one at least, RFC 6455 5.5.3). */
+Test(websocket, a_stream_cut_at_random_arrives_whole_and_in_order) {
+        enum { COUNT = 2000 };
+        /* ws[0] sends, ws[1] and line[0] read. */
+        Mixed m;
+        mixed_start(&m, NULL, 2, 1);
+        WscBytes out = {0};
+        unsigned rnd = 2026;
+        long pings = 0;
+        for (int i = 0; i < COUNT; i++) {
+                char msg[64];
+                size_t len = (size_t)snprintf(msg, sizeof msg, "message %d of the stream", i);
+                size_t frags = 1 + below(&rnd, 4), off = 0;
+                for (size_t k = 0; k < frags; k++) {
+                        size_t n = k + 1 == frags ? len - off : below(&rnd, len - off + 1);
+                        WscFrame f = {.opcode = k ? WSC_CONT : WSC_TEXT, .more = k + 1 < frags};
+                        wsc_bytes_frame(&m.ws[0], &out, &f, msg + off, n);
+                        off += n;
+                        if (below(&rnd, 8) == 0) {
+                                char ping[16];
+                                int pn = snprintf(ping, sizeof ping, "p%ld", pings++);
+                                wsc_bytes_frame(&m.ws[0], &out, &(WscFrame){.opcode = WSC_PING}, ping,
+                                                (size_t)pn);
+                        }
+                }
+        }
+        for (size_t off = 0; off < out.len;) {
+                size_t n = 1 + below(&rnd, 3000);
+                n = n < out.len - off ? n : out.len - off;
+                wsc_send_raw(&m.ws[0], out.data + off, n);
+                off += n;
+        }
+        wsc_bytes_free(&out);
+        for (int i = 0; i < COUNT; i++) {
+                char msg[64];
+                size_t len = (size_t)snprintf(msg, sizeof msg, "message %d of the stream", i);
+                line_expect_bytes(m.line[0], msg, len, "the line reader");
+                wsc_expect_frame(&m.ws[1], WSC_TEXT, msg, len, 5000);
+        }
+        long last = -1;
+        while (last < pings - 1) {
+                WscFrameIn f;
+                long p;
+                cr_assert_eq(wsc_recv_frame(&m.ws[0], &f, 5000), 1, "the pong of p%ld of %ld pings",
+                             last + 1, pings);
+                cr_assert(f.opcode == WSC_PONG && sscanf((const char *)f.payload, "p%ld", &p) == 1 &&
+                                  p > last,
+                          "after the pong of p%ld: a frame of opcode %u, %zu bytes", last, f.opcode, f.len);
+                last = p;
+        }
+        cr_assert(pings > 0);
+        mixed_stop(&m);
+}
+
+/* Many WebSocket readers at once: each gets every message whole and in
+ * order. */
+Test(websocket, a_hundred_ws_clients_get_every_message_whole_and_in_order) {
+        enum { CLIENTS = 100, COUNT = 1000, LEN = 64 };
+        Daemon d;
+        uint16_t port = start_ws(&d, NULL, NULL);
+        static WsClient c[CLIENTS];
+        for (int i = 0; i < CLIENTS; i++)
+                wsc_open(&c[i], port);
+        int sender = client_connect(d.port);
+        wait_clients(&d, CLIENTS + 1);
+        static char all[COUNT * LEN];
+        for (uint32_t i = 0; i < COUNT; i++)
+                seq_msg_format(all + (size_t)i * LEN, LEN, i);
+        client_send(sender, all, sizeof all);
+        for (int i = 0; i < CLIENTS; i++) {
+                snprintf(c[i].who, sizeof c[i].who, "reader %d", i);
+                for (uint32_t k = 0; k < COUNT; k++)
+                        wsc_expect_frame(&c[i], WSC_TEXT, all + (size_t)k * LEN, LEN - 1, 10000);
+                wsc_free(&c[i]);
+        }
+        close(sender);
+        daemon_stop(&d);
 }
 
 Test(websocket, echo_true_returns_a_senders_own_messages) {
