@@ -259,7 +259,9 @@ void server_ws_finish(Server *s, Client *c) {
 
 /* The housekeeping tick's look at one client: a request head late past
  * request_timeout gets 408; an idle WebSocket client is pinged after
- * ping_interval of silence and given up after as long again. */
+ * ping_interval of silence and given up after as long again. Whole
+ * seconds more than 'interval' apart are surely that long (and at most two
+ * seconds more): a client heard from within the interval is never pinged. */
 static void server_ws_check(Server *s, Client *c, void *arg) {
         uint32_t now = *(const uint32_t *)arg, interval = s->config->ping_interval;
         WsConn *w = client_ws(c);
@@ -278,11 +280,11 @@ static void server_ws_check(Server *s, Client *c, void *arg) {
         }
         if (w->phase != WS_PHASE_OPEN || interval == 0)
                 return;
-        if (w->ping_sent == 0 && now - w->last_input >= interval) {
+        if (w->ping_sent == 0 && now - w->last_input > interval) {
                 ws_conn_ping(w);
                 w->ping_sent = now;
                 server_want_output(s, c);
-        } else if (w->ping_sent != 0 && now - w->ping_sent >= interval) {
+        } else if (w->ping_sent != 0 && now - w->ping_sent > interval) {
                 s->stats.ping_timeouts++;
                 server_warn(s, WARN_WEBSOCKET, c,
                             "no answer to a ping within ping_interval (%" PRIu32 " s); disconnecting",
