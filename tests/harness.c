@@ -426,6 +426,33 @@ void daemon_exec(Daemon *d, const char *conf_text, char *const extra_argv[]) {
         daemon_exec_argv(d, argv, NULL, NULL, 0);
 }
 
+void daemon_exec_ports(Daemon *d, uint16_t *ports, size_t n, size_t n_listening,
+                       char *(*build)(Daemon *d, const uint16_t *ports, const void *arg), const void *arg) {
+        for (int attempt = 0;; attempt++) {
+                daemon_init(d);
+                for (size_t i = 0; i < n; i++)
+                        do
+                                ports[i] = harness_free_port();
+                        while (ports[i] == d->port);
+                char *conf = build(d, ports, arg);
+                daemon_exec(d, conf, NULL);
+                free(conf);
+                int64_t deadline = harness_now_ms() + harness_ms(5000);
+                while (daemon_running(d) && harness_now_ms() < deadline &&
+                       !daemon_log_contains(d, "listening on", 0))
+                        harness_sleep_ms(10);
+                if (!daemon_running(d) && d->status == 1 && attempt < 3 &&
+                    daemon_log_contains(d, "in use", 0)) {
+                        daemon_stop(d);
+                        continue;
+                }
+                daemon_wait_tcp_listening(d, d->port, 5000);
+                for (size_t i = 0; i < n_listening; i++)
+                        daemon_wait_tcp_listening(d, ports[i], 5000);
+                return;
+        }
+}
+
 /* The variables of systemd's protocols: a daemon started here gets only the
  * ones its test passes. */
 static bool systemd_variable(const char *e) {

@@ -98,6 +98,14 @@ void harness_cleanup(void);
 /* Creates the private directory, the file paths and a free port, starts
  * nothing (for tests that put files in dir before the daemon starts). */
 void daemon_init(Daemon *d);
+/* For daemons with more listeners than d->port: daemon_init(), n free
+ * ports in ports[] (none equal to d->port), the configuration build()
+ * returns (malloc'd; it may put files in d->dir first) started with
+ * daemon_exec(), then waits until d->port and ports[0, n_listening) listen.
+ * A port someone took between the check and the bind is retried with new
+ * ones, as daemon_start() does. */
+void daemon_exec_ports(Daemon *d, uint16_t *ports, size_t n, size_t n_listening,
+                       char *(*build)(Daemon *d, const uint16_t *ports, const void *arg), const void *arg);
 /* Starts the daemon in an initialised Daemon (see daemon_spawn_raw for the
  * meaning of the arguments); may be used again once the previous one exited. */
 void daemon_exec(Daemon *d, const char *conf_text, char *const extra_argv[]);

@@ -27,38 +27,29 @@ TestSuite(scrape, .fini = harness_cleanup, .timeout = 120);
 
 /* --- the daemon ------------------------------------------------------------- */
 
+typedef struct ScrapeSettings {
+        unsigned request_timeout;
+        const char *extra;
+} ScrapeSettings;
+
+static char *scrape_conf(Daemon *d __attribute__((unused)), const uint16_t *port, const void *arg) {
+        const ScrapeSettings *t = arg;
+        char *conf;
+        cr_assert(asprintf(&conf,
+                           "listen = ( \"127.0.0.1:@PORT@\", "
+                           "{ address = \"127.0.0.1:%u\"; protocol = \"metrics\"; } );\n"
+                           "log_level = \"info\";\nrequest_timeout = %u;\n%s\n",
+                           port[0], t->request_timeout, t->extra ? t->extra : "") > 0);
+        return conf;
+}
+
 /* Starts the daemon with a line listener on d->port and a metrics listener
- * on the port returned, both on 127.0.0.1, and 'extra' settings. A port
- * taken by someone else between the check and the bind is retried with new
- * ones, as daemon_start() does. */
+ * on the port returned, both on 127.0.0.1, and 'extra' settings. */
 static uint16_t start_daemon(Daemon *d, unsigned request_timeout, const char *extra) {
-        for (int attempt = 0;; attempt++) {
-                daemon_init(d);
-                uint16_t port;
-                do
-                        port = harness_free_port();
-                while (port == d->port);
-                char *conf;
-                cr_assert(asprintf(&conf,
-                                   "listen = ( \"127.0.0.1:@PORT@\", "
-                                   "{ address = \"127.0.0.1:%u\"; protocol = \"metrics\"; } );\n"
-                                   "log_level = \"info\";\nrequest_timeout = %u;\n%s\n",
-                                   port, request_timeout, extra ? extra : "") > 0);
-                daemon_exec(d, conf, NULL);
-                free(conf);
-                int64_t deadline = harness_now_ms() + harness_ms(5000);
-                while (daemon_running(d) && harness_now_ms() < deadline &&
-                       !daemon_log_contains(d, "listening on", 0))
-                        harness_sleep_ms(10);
-                if (!daemon_running(d) && d->status == 1 && attempt < 3 &&
-                    daemon_log_contains(d, "in use", 0)) {
-                        daemon_stop(d);
-                        continue;
-                }
-                daemon_wait_tcp_listening(d, d->port, 5000);
-                daemon_wait_tcp_listening(d, port, 5000);
-                return port;
-        }
+        uint16_t port;
+        ScrapeSettings t = {.request_timeout = request_timeout, .extra = extra};
+        daemon_exec_ports(d, &port, 1, 1, scrape_conf, &t);
+        return port;
 }
 
 /* Waits until the daemon counts n connections (SIGUSR1's clients=). */

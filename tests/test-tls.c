@@ -22,36 +22,6 @@
 
 #define _unused_ __attribute__((unused))
 
-/* Starts the daemon with the configuration build() makes for two more free
- * ports p[0], p[1] (beside d->port), and waits until it listens on d->port
- * and p[0] (p[1] too unless 0 was returned for it). A port taken by someone
- * else between the check and the bind is retried with new ones, as
- * daemon_start() does. */
-static void exec_with_ports(Daemon *d, uint16_t p[2],
-                            char *(*build)(Daemon *d, const uint16_t p[2], const void *arg),
-                            const void *arg) {
-        for (int attempt = 0;; attempt++) {
-                daemon_init(d);
-                p[0] = harness_free_port();
-                p[1] = harness_free_port();
-                char *conf = build(d, p, arg);
-                daemon_exec(d, conf, NULL);
-                free(conf);
-                int64_t deadline = harness_now_ms() + harness_ms(5000);
-                while (daemon_running(d) && harness_now_ms() < deadline &&
-                       !daemon_log_contains(d, "listening on", 0))
-                        harness_sleep_ms(10);
-                if (!daemon_running(d) && d->status == 1 && attempt < 3 &&
-                    daemon_log_contains(d, "in use", 0)) {
-                        daemon_stop(d);
-                        continue;
-                }
-                daemon_wait_tcp_listening(d, d->port, 5000);
-                daemon_wait_tcp_listening(d, p[0], 5000);
-                return;
-        }
-}
-
 typedef struct TlsSettings {
         const char *tls_extra, *extra;
 } TlsSettings;
@@ -77,7 +47,7 @@ static char *tls_conf(Daemon *d, const uint16_t p[2], const void *arg) {
 static uint16_t start_tls(Daemon *d, const char *tls_extra, const char *extra) {
         TlsSettings t = {tls_extra, extra};
         uint16_t p[2];
-        exec_with_ports(d, p, tls_conf, &t);
+        daemon_exec_ports(d, p, 2, 1, tls_conf, &t);
         return p[0];
 }
 
@@ -480,7 +450,7 @@ static char *roles_conf(Daemon *d _unused_, const uint16_t p[2], const void *arg
 Test(tls, roles_subscribe_and_publish) {
         Daemon d;
         uint16_t p[2];
-        exec_with_ports(&d, p, roles_conf, NULL);
+        daemon_exec_ports(&d, p, 2, 1, roles_conf, NULL);
         uint16_t sub_port = p[0], pub_port = p[1];
         daemon_wait_tcp_listening(&d, pub_port, 5000);
         int sub = client_connect(sub_port), pub = client_connect(pub_port), both = client_connect(d.port);

@@ -66,37 +66,20 @@ static char *setup_conf(const Setup *s, const uint16_t ports[]) {
         return conf;
 }
 
-/* Starts the daemon of s and waits until every listener listens; a port
- * someone took between the check and the bind is retried with new ones, as
- * daemon_start() does. */
+static char *setup_build(Daemon *d, const uint16_t *ports, const void *arg) {
+        const Setup *s = arg;
+        if (s->certs)
+                make_certs(d);
+        return setup_conf(s, ports);
+}
+
+/* Starts the daemon of s and waits until every listener listens. */
 static void setup_start(Daemon *d, const Setup *s, uint16_t ports[MAX_WS_LISTENERS]) {
         size_t n = 0;
         while (s->ws[n])
                 n++;
         cr_assert(n <= MAX_WS_LISTENERS);
-        for (int attempt = 0;; attempt++) {
-                daemon_init(d);
-                if (s->certs)
-                        make_certs(d);
-                for (size_t i = 0; i < n; i++)
-                        ports[i] = harness_free_port();
-                char *conf = setup_conf(s, ports);
-                daemon_exec(d, conf, NULL);
-                free(conf);
-                int64_t deadline = harness_now_ms() + harness_ms(5000);
-                while (daemon_running(d) && harness_now_ms() < deadline &&
-                       !daemon_log_contains(d, "listening on", 0))
-                        harness_sleep_ms(10);
-                if (!daemon_running(d) && d->status == 1 && attempt < 3 &&
-                    daemon_log_contains(d, "in use", 0)) {
-                        daemon_stop(d);
-                        continue;
-                }
-                daemon_wait_tcp_listening(d, d->port, 5000);
-                for (size_t i = 0; i < n; i++)
-                        daemon_wait_tcp_listening(d, ports[i], 5000);
-                return;
-        }
+        daemon_exec_ports(d, ports, n, n, setup_build, s);
 }
 
 /* The common case: one websocket listener with keys ws_keys; its port. */
