@@ -219,26 +219,30 @@ static void ws_batch_add(WsBatch *b, WsSegment seg, const void *p, size_t len, u
 }
 
 /* Adds the payload of the message at the batch's span position, up to its
- * LF, as LOG segments, moving past the LF. Returns its length, or -1 when
- * its LF is not among the spans (what there was is added). */
-static int64_t ws_batch_payload(WsBatch *b) {
-        uint64_t len = 0;
+ * LF, as LOG segments, moving past the LF. 'len' is its length when known
+ * (a header was just written for it: the LF is where it says, no need to
+ * look), else -1. Returns false when its LF is not among the spans or the
+ * iovecs ran out (what there was is added). */
+static bool ws_batch_payload(WsBatch *b, int64_t len) {
+        uint64_t left_in_msg = len < 0 ? UINT64_MAX : (uint64_t)len;
         while (b->at_span < b->n_spans && b->n < IOV_MAX) {
                 const char *p = (const char *)b->span[b->at_span].iov_base + b->at_off;
                 size_t left = b->span[b->at_span].iov_len - b->at_off;
-                const char *lf = memchr(p, '\n', left);
+                const char *lf = len < 0              ? memchr(p, '\n', left)
+                                 : left_in_msg < left ? p + left_in_msg
+                                                      : NULL;
                 size_t k = lf ? (size_t)(lf - p) : left;
                 ws_batch_add(b, WS_SEG_LOG, p, k, (uint32_t)(k + (lf != NULL)));
-                len += k;
+                left_in_msg -= k;
                 b->at_off += k + (lf != NULL);
                 if (b->at_off == b->span[b->at_span].iov_len) {
                         b->at_span++;
                         b->at_off = 0;
                 }
                 if (lf)
-                        return (int64_t)len;
+                        return true;
         }
-        return -1;
+        return false;
 }
 
 /* The length of the next message's payload among the spans, if its LF is
@@ -271,7 +275,7 @@ static void ws_batch_frames(WsBatch *b, const BcastLog *log, const LogCursor *cu
                 uint8_t *h = b->hdrs[b->n_hdrs++];
                 ws_batch_add(b, WS_SEG_HEADER, h, wsframe_header(h, opcode, true, (uint64_t)len), 0);
                 /* (An empty payload is an empty iovec standing for the LF.) */
-                if (ws_batch_payload(b) < 0)
+                if (!ws_batch_payload(b, len))
                         return;
                 at_cursor = false;
         }
@@ -363,7 +367,7 @@ static int client_flush_ws(Client *c, WsConn *w, BcastLog *log, uint64_t skip) {
                 b.n_spans = bcastlog_fill_kinds(log, &c->cursor, skip, b.span, b.kind, WS_FLUSH_SPANS,
                                                 CLIENT_FLUSH_MAX_BYTES, &bytes);
                 /* A frame begun earlier is finished before anything else. */
-                frame_open = c->cursor.mid_message && ws_batch_payload(&b) < 0;
+                frame_open = c->cursor.mid_message && !ws_batch_payload(&b, -1);
         }
         if (!frame_open) {
                 const uint8_t *ctl;
