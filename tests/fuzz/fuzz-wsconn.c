@@ -18,8 +18,8 @@
  * for), then for a 101 only well-formed server control frames, each
  * composition in the order pong, ping, close, with the hub's ping in it
  * exactly when one was asked for, the close exactly when one is due (with
- * the expected code: the hub's, the error's, or the peer's echoed, none for
- * none), and nothing ever after the close. Once finished, the connection
+ * the expected code: the hub's, the error's, or the peer's echoed without
+ * a reason, none for none), and nothing ever after the close. Once finished, the connection
  * stays finished, with nothing left to send.
  *
  * Input: the message limit (2 bytes; 0xFFFF: none), then three lists, each
@@ -70,6 +70,7 @@ typedef struct State {
         bool fresh;
         bool hub_ping;   /* asked for since the last composition */
         int want_close;  /* -2: none due; -1: an empty close; else the code */
+        bool close_echo; /* it answers the peer's: no reason of ours */
         bool close_sent; /* composed */
         bool finished;
         WsPhase phase;
@@ -182,6 +183,8 @@ static void on_event(State *s, const WsEvent *ev, WsPhase before) {
                         abort();
                 if (ev->close_code != WS_CLOSE_NO_STATUS && !wsframe_close_code_valid(ev->close_code))
                         abort();
+                if (s->want_close == -2)
+                        s->close_echo = true;
                 due_close(s, ev->close_code == WS_CLOSE_NO_STATUS ? -1 : ev->close_code);
                 s->phase = WS_PHASE_CLOSING;
                 return;
@@ -222,9 +225,10 @@ static void check_composition(State *s, const uint8_t *p, size_t n) {
                 } else if (op == WS_OP_CLOSE) {
                         if (s->want_close == -2 || len == 1)
                                 abort();
-                        if (s->want_close == -1 ? len != 0
-                                                : len < 2 || (pl[0] << 8 | pl[1]) != s->want_close ||
-                                                          !utf8_valid(pl + 2, len - 2))
+                        if (s->want_close == -1
+                                    ? len != 0
+                                    : len < 2 || (pl[0] << 8 | pl[1]) != s->want_close ||
+                                              !utf8_valid(pl + 2, len - 2) || (s->close_echo && len != 2))
                                 abort();
                         close = true;
                 }
