@@ -68,7 +68,9 @@ static int ws_read_head(WsConn *w, char **in, size_t *in_len, WsEvent *ev) {
                 *ev = (WsEvent){.type = WS_EVENT_ERROR, .error = r};
                 return 1;
         }
+        /* The bytes past the head are not the head's: they stay input. */
         size_t used = (size_t)r - before;
+        w->head_len = (uint16_t)r;
         *in += used;
         *in_len -= used;
         *ev = (WsEvent){.type = WS_EVENT_REQUEST};
@@ -277,7 +279,8 @@ int ws_conn_respond(WsConn *w, unsigned status, const char *headers, const void 
 }
 
 void ws_conn_close(WsConn *w, uint16_t code) {
-        if (w->close_pending || w->close_queued)
+        /* Only a WebSocket has a close frame, and only one. */
+        if (w->phase != WS_PHASE_OPEN)
                 return;
         w->close_pending = true;
         w->close_code = code;
@@ -285,7 +288,8 @@ void ws_conn_close(WsConn *w, uint16_t code) {
 }
 
 void ws_conn_ping(WsConn *w) {
-        w->ping_pending = true;
+        if (w->phase == WS_PHASE_OPEN)
+                w->ping_pending = true;
 }
 
 bool ws_conn_has_control(const WsConn *w) {

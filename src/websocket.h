@@ -98,13 +98,14 @@ size_t ws_conn_pending_input(const WsConn *w);
 int ws_conn_accept(WsConn *w);
 /* After REQUEST or a request-phase ERROR: queues an HTTP response with
  * Connection: close; 'headers' are extra CRLF-terminated lines ("" for
- * none); the body is left out, its Content-Length kept, for a HEAD. 0 or
- * -ENOMEM. */
+ * none, under 1 KiB in all); the body is left out, its Content-Length
+ * kept, for a HEAD. 0, -ENOBUFS for headers too long, or -ENOMEM. */
 int ws_conn_respond(WsConn *w, unsigned status, const char *headers, const void *body, size_t body_len,
                     bool head_only);
-/* Queues a close frame (once) and stops data frames. */
+/* Queues a close frame (once, on an open WebSocket only) and stops data
+ * frames. */
 void ws_conn_close(WsConn *w, uint16_t code);
-/* Queues a ping (the hub's liveness check). */
+/* Queues a ping (the hub's liveness check) on an open WebSocket. */
 void ws_conn_ping(WsConn *w);
 
 /* Data frames may be sent. */

@@ -1232,3 +1232,53 @@ Test(wsconn, has_control_and_finished_in_each_phase) {
         evs_clear(&e);
         ws_conn_free(w);
 }
+
+/* Calls out of order change nothing: a close or ping once the close frame
+ * is composed, a close after an HTTP answer, and a second look at the
+ * input before the request is answered (it must not move backwards). */
+Test(wsconn, calls_out_of_order_change_nothing) {
+        uint8_t out[1024];
+        SFrame f[4];
+
+        WsConn *w = open_conn();
+        ws_conn_close(w, WS_CLOSE_GOING_AWAY);
+        const uint8_t *p;
+        cr_assert_gt(ws_conn_control(w, &p), 0); /* the close is composed */
+        ws_conn_ping(w);
+        ws_conn_close(w, WS_CLOSE_PROTOCOL_ERROR);
+        size_t n = drain(w, 0, out, sizeof(out));
+        cr_assert_eq(parse_frames(out, n, f, 4), 1, "something after the close");
+        expect_close(&f[0], WS_CLOSE_GOING_AWAY, "server stopping");
+        cr_assert(ws_conn_finished(w));
+        ws_conn_free(w);
+
+        w = new_conn();
+        Evs e = {0};
+        (void)feed(w, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n", 28, NO_LIMIT, &e, false);
+        cr_assert_eq(e.n, 1);
+        evs_clear(&e);
+        cr_assert_eq(ws_conn_respond(w, 404, "", "no\n", 3, false), 0);
+        (void)drain(w, 0, out, sizeof(out));
+        cr_assert(ws_conn_finished(w));
+        ws_conn_close(w, WS_CLOSE_GOING_AWAY);
+        ws_conn_ping(w);
+        cr_assert(ws_conn_finished(w));
+        cr_assert_not(ws_conn_has_control(w));
+        ws_conn_free(w);
+
+        static char buf[512];
+        memcpy(buf, rfc_request, RFC_REQUEST_LEN);
+        memcpy(buf + RFC_REQUEST_LEN, "XYZ", 3);
+        w = new_conn();
+        char *in = buf;
+        size_t in_len = RFC_REQUEST_LEN + 3;
+        WsEvent ev;
+        for (int i = 0; i < 3; i++) {
+                cr_assert_eq(ws_conn_next(w, &in, &in_len, NO_LIMIT, &ev), 1);
+                cr_assert_eq(ev.type, WS_EVENT_REQUEST);
+                cr_assert_eq(in, buf + RFC_REQUEST_LEN, "call %d moved the input to %td", i, in - buf);
+                cr_assert_eq(in_len, 3);
+                cr_assert_eq(ws_conn_pending_input(w), RFC_REQUEST_LEN);
+        }
+        ws_conn_free(w);
+}
