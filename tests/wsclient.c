@@ -260,7 +260,7 @@ void wsc_read_response(WsClient *c, WsResponse *r, bool with_body, int timeout_m
         *r = (WsResponse){0};
         int64_t deadline = harness_now_ms() + harness_ms(timeout_ms);
         const uint8_t *end;
-        while (!(end = memmem(c->in, c->in_len, "\r\n\r\n", 4))) {
+        while (c->in_len < 4 || !(end = memmem(c->in, c->in_len, "\r\n\r\n", 4))) {
                 cr_assert(c->in_len < sizeof r->head, "%s: a response head over %zu bytes", c->who,
                           sizeof r->head);
                 if (!fill(c, deadline))
@@ -454,7 +454,8 @@ void wsc_send_close(WsClient *c, uint16_t code, const char *reason) {
                 cr_assert(r <= 123);
                 p[0] = (uint8_t)(code >> 8);
                 p[1] = (uint8_t)code;
-                memcpy(p + 2, reason, r);
+                if (r)
+                        memcpy(p + 2, reason, r);
                 n = 2 + r;
         }
         wsc_send_msg(c, WSC_CLOSE, p, n);
