@@ -19,10 +19,14 @@
  * With --ws every connection is a WebSocket client (RFC 6455): after TCP
  * (and TLS) an HTTP upgrade with a random key, the 101 and its
  * Sec-WebSocket-Accept checked; every frame sent is masked. The line
- * protocol over WebSocket is epoll-broadcaster's: one text frame a message,
- * without the LF, each checked to be exactly one message. NATS and MQTT
- * are byte streams inside binary frames, which may cut or join their
- * packets anywhere: their frames are unwrapped into a stream first.
+ * protocol over WebSocket is epoll-broadcaster's: one text message a
+ * message, without the LF, each checked to be exactly one message. A message
+ * may come in fragments (the daemon splits one whose header would hold an LF
+ * byte): they are put together and count as the one message they are. Pongs
+ * are ignored (ebbench never pings; the daemon follows every message with an
+ * unsolicited one, payload "\n"). NATS and MQTT are byte streams inside
+ * binary frames, which may cut or join their packets anywhere: their frames
+ * are unwrapped into a stream first.
  *
  * The last line of output is machine-readable: "RESULT key=value ...". */
 #include <arpa/inet.h>
@@ -82,6 +86,7 @@ typedef enum Proto { PROTO_LINE, PROTO_RESP, PROTO_NATS, PROTO_MQTT } Proto;
  * whole. A client's header adds the 4-byte masking key. */
 #define WS_HEADER_MAX 10
 #define WS_CARRY_MAX (2 + 125)
+#define WS_OP_CONTINUATION 0x0
 #define WS_OP_TEXT 0x1
 #define WS_OP_BINARY 0x2
 #define WS_OP_CLOSE 0x8
@@ -119,7 +124,12 @@ typedef struct Conn {
         uint8_t ws_carry_len;
         char ws_carry[WS_CARRY_MAX];
         char ws_accept[32]; /* --ws: the Sec-WebSocket-Accept expected */
-        uint64_t received;  /* messages (subscribers) */
+        /* --ws, line protocol: the fragmented message being put together
+         * (ws_msg_opcode 0: none), in ws_msg (allocated at the first one). */
+        uint8_t ws_msg_opcode;
+        uint32_t ws_msg_len;
+        char *ws_msg;
+        uint64_t received; /* messages (subscribers) */
         /* Bytes queued, not yet written: a publisher's messages, and any
          * connection's commands and keep-alive answers. */
         char *out;
@@ -163,11 +173,13 @@ static char read_buf[READ_BUFFER_SIZE + CONTROL_MAX + MAX_MESSAGE_BYTES + WS_CAR
 static char *template_frame; /* one data frame as a subscriber receives it */
 static size_t frame_len, frame_header_len, payload_len;
 static bool frame_has_trailer; /* it ends in an LF; else its header says how long it is */
+static size_t pending_cap;     /* of a subscriber's pending: the longest frame it carries */
 static char *publish_frame;    /* one data frame as a publisher sends it */
 static size_t publish_len, publish_header_len;
 static size_t publish_ws_len; /* --ws: the frame header and masking key before the message */
 static uint64_t rng_state;    /* --ws: masking keys and handshake keys */
 static uint64_t errors, deliveries, foreign_lines;
+static uint64_t ws_fragmented; /* --ws, line: messages that came in more than one frame */
 static char first_error[256];
 static SSL_CTX *tls_ctx;      /* --tls */
 static char tls_params[128];  /* --tls: the version and cipher first negotiated */
@@ -963,25 +975,62 @@ static void line_message(Conn *c, const char *msg, size_t len) {
                 fail("subscriber %u: unexpected message of %zu bytes", c->idx, len);
 }
 
-/* --ws, the line protocol: a frame at buf[0..avail) that is not one of our
- * messages (a sync, another client's line, a control frame). Returns its
- * length, 0 if it is not all there yet. */
-static size_t subscriber_ws_frame(Conn *c, const char *buf, size_t avail) {
+/* --ws, the line protocol: a whole WebSocket message, put together from
+ * its frames, with its opcode. */
+static void subscriber_ws_message(Conn *c, unsigned opcode, const char *msg, size_t len, uint64_t t_rx) {
+        if (len != payload_len)
+                line_message(c, msg, len);
+        else if (opcode == WS_OP_TEXT)
+                subscriber_deliver(c, msg, t_rx);
+        else
+                fail("subscriber %u: a message of ours as binary (it is UTF-8: text)", c->idx);
+}
+
+/* --ws, the line protocol: a frame at buf[0..avail) other than one of our
+ * messages whole in one frame: a sync, another client's line, a fragment
+ * of a message, a control frame. Returns its length, 0 if it is not all
+ * there yet. */
+static size_t subscriber_ws_frame(Conn *c, const char *buf, size_t avail, uint64_t t_rx) {
         WsHeader h;
         size_t hl = ws_header(c, buf, avail, &h);
         if (hl == 0)
                 return 0;
-        if (hl + h.len > CONTROL_MAX)
+        /* c->pending carries the unfinished frame: one no longer than ours. */
+        if (hl + h.len > pending_cap)
                 die("subscriber %u: an unexpected frame of %" PRIu64 " bytes", c->idx, h.len);
         size_t len = (size_t)h.len;
         if (avail < hl + len)
                 return 0;
-        if (h.opcode >= WS_OP_CLOSE)
-                ws_control(c, h.opcode, buf + hl, len);
-        else if (!h.fin || h.opcode == 0)
-                fail("subscriber %u: a fragmented message (every message should be one frame)", c->idx);
-        else
-                line_message(c, buf + hl, len);
+        const char *payload = buf + hl;
+        if (h.opcode != WS_OP_CONTINUATION && h.opcode < WS_OP_CLOSE && c->ws_msg_opcode) {
+                fail("subscriber %u: a new message inside a fragmented one", c->idx);
+                c->ws_msg_opcode = 0; /* the unfinished one is lost; this one counts */
+        }
+        if (h.opcode >= WS_OP_CLOSE) {
+                ws_control(c, h.opcode, payload, len); /* between fragments too (RFC 6455 5.4) */
+        } else if (h.opcode == WS_OP_CONTINUATION && !c->ws_msg_opcode) {
+                fail("subscriber %u: a continuation frame with no message begun", c->idx);
+        } else if (h.fin && h.opcode != WS_OP_CONTINUATION) {
+                subscriber_ws_message(c, h.opcode, payload, len, t_rx);
+        } else {
+                if (!c->ws_msg_opcode) {
+                        if (!c->ws_msg && !(c->ws_msg = malloc(pending_cap)))
+                                die("out of memory");
+                        c->ws_msg_opcode = h.opcode;
+                        c->ws_msg_len = 0;
+                }
+                if (c->ws_msg_len + len > pending_cap)
+                        die("subscriber %u: a fragmented message of more than %zu bytes", c->idx,
+                            pending_cap);
+                memcpy(c->ws_msg + c->ws_msg_len, payload, len);
+                c->ws_msg_len += (uint32_t)len;
+                if (h.fin) {
+                        unsigned opcode = c->ws_msg_opcode;
+                        c->ws_msg_opcode = 0;
+                        ws_fragmented++;
+                        subscriber_ws_message(c, opcode, c->ws_msg, c->ws_msg_len, t_rx);
+                }
+        }
         return hl + len;
 }
 
@@ -1022,12 +1071,12 @@ static size_t subscriber_mqtt(Conn *c, const unsigned char *buf, size_t avail) {
 }
 
 /* Something of the protocol at buf[0..avail) that is not one of our
- * messages: returns its length, 0 if it is not complete yet. */
-static size_t subscriber_control(Conn *c, const char *buf, size_t avail) {
+ * messages whole: returns its length, 0 if it is not complete yet. */
+static size_t subscriber_control(Conn *c, const char *buf, size_t avail, uint64_t t_rx) {
         if (opt.proto == PROTO_MQTT)
                 return subscriber_mqtt(c, (const unsigned char *)buf, avail);
         if (opt.ws && opt.proto == PROTO_LINE)
-                return subscriber_ws_frame(c, buf, avail);
+                return subscriber_ws_frame(c, buf, avail, t_rx);
         const char *end = memchr(buf, '\n', avail);
         if (!end) {
                 if (avail >= CONTROL_MAX)
@@ -1066,15 +1115,26 @@ static size_t subscriber_control(Conn *c, const char *buf, size_t avail) {
         return len;
 }
 
+/* --ws, line protocol: the unsolicited pong the daemon sends after every
+ * message, skipped where it is looked for first (after a message). */
+#define WS_TRAILER "\x8a\x01\n"
+#define WS_TRAILER_LEN 3
+
 static void subscriber_parse(Conn *c, char *buf, size_t avail, uint64_t t_rx) {
         size_t i = 0;
+        bool ws_line = opt.ws && opt.proto == PROTO_LINE;
         while (i < avail && !c->closed) {
                 size_t left = avail - i;
-                if (left >= frame_len &&
+                /* One of our messages whole (over --ws: a text frame, not a
+                 * fragment, and none begun before it). */
+                if (left >= frame_len && !c->ws_msg_opcode &&
                     (!frame_header_len || memcmp(buf + i, template_frame, frame_header_len) == 0) &&
                     (!frame_has_trailer || buf[i + frame_len - 1] == '\n')) {
                         subscriber_deliver(c, buf + i + frame_header_len, t_rx);
                         i += frame_len;
+                        if (ws_line && avail - i >= WS_TRAILER_LEN &&
+                            memcmp(buf + i, WS_TRAILER, WS_TRAILER_LEN) == 0)
+                                i += WS_TRAILER_LEN;
                         continue;
                 }
                 bool could_be_data =
@@ -1082,7 +1142,7 @@ static void subscriber_parse(Conn *c, char *buf, size_t avail, uint64_t t_rx) {
                                                    left < frame_header_len ? left : frame_header_len) == 0;
                 if (could_be_data && (frame_header_len || buf[i] != 'S'))
                         break;
-                size_t n = subscriber_control(c, buf + i, left);
+                size_t n = subscriber_control(c, buf + i, left, t_rx);
                 if (n == 0)
                         break;
                 i += n;
@@ -1546,7 +1606,8 @@ static void usage(FILE *f) {
                     "      --ciphersuites=LIST        TLS 1.3 suites to offer, OpenSSL syntax (default:\n"
                     "                                 OpenSSL's; the server picks among them)\n"
                     "      --ws                       every connection over WebSocket (with --tls: wss);\n"
-                    "                                 line: a text frame a message, without the LF;\n"
+                    "                                 line: a text message a message, without the LF\n"
+                    "                                 (fragments put together, pongs ignored);\n"
                     "                                 nats, mqtt: their bytes in binary frames\n"
                     "  -q, --quiet                    only the RESULT line\n"
                     "  -h, --help\n\n"
@@ -1697,7 +1758,7 @@ int main(int argc, char **argv) {
         next_seq = calloc((size_t)opt.subscribers * opt.publishers, sizeof(uint64_t));
         if (!subs || !pubs || !next_seq)
                 die("out of memory");
-        size_t pending_cap = frame_len > CONTROL_MAX ? frame_len : CONTROL_MAX;
+        pending_cap = frame_len > CONTROL_MAX ? frame_len : CONTROL_MAX;
         for (uint32_t s = 0; s < opt.subscribers; s++) {
                 subs[s].idx = s;
                 if (!(subs[s].pending = malloc(pending_cap)))
@@ -1736,11 +1797,12 @@ int main(int argc, char **argv) {
         printf("RESULT mode=%s proto=%s subs=%u pubs=%u bytes=%u sent=%" PRIu64 " deliveries=%" PRIu64
                " seconds=%.4f dps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f lost=%" PRIu64
                " errors=%" PRIu64 " foreign=%" PRIu64
-               " cpu_s=%.3f cpu_s_per_M=%.4f rss_kib=%ld tls=%s ws=%s\n",
+               " cpu_s=%.3f cpu_s_per_M=%.4f rss_kib=%ld tls=%s ws=%s ws_fragmented=%" PRIu64 "\n",
                opt.rate > 0 ? "rate" : "full", proto_name(opt.proto), opt.subscribers, opt.publishers,
                opt.bytes, r.sent, deliveries, r.seconds, dps, hist_percentile_us(50), hist_percentile_us(99),
                hist_percentile_us(99.9), (double)lat_max / 1000.0, r.lost, errors, foreign_lines,
                opt.server_pid ? r.cpu_seconds : 0.0, opt.server_pid ? cpu_per_m : 0.0,
-               opt.server_pid ? r.rss_kib : 0L, tls_ctx ? tls_params : "no", opt.ws ? "yes" : "no");
+               opt.server_pid ? r.rss_kib : 0L, tls_ctx ? tls_params : "no", opt.ws ? "yes" : "no",
+               ws_fragmented);
         return r.lost || errors ? 1 : 0;
 }

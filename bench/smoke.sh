@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # ebbench against the daemon, every message checked (exactly once, whole, in
 # order), 10 subscribers a run: five seconds on a line listener, two on a
-# websocket listener (ebbench --ws: masked frames in, a frame a message
-# out); then, with openssl, two seconds on a TLS listener and one on a
-# wss:// listener, the daemon's certificate checked by ebbench --ca.
+# websocket listener (ebbench --ws: masked frames in, a message a message
+# out, each followed by an unsolicited pong) and one more with messages the
+# daemon sends in fragments; then, with openssl, two seconds on a TLS
+# listener and one on a wss:// listener, the daemon's certificate checked by
+# ebbench --ca.
 # Correctness only, no speed asserted. A listener the daemon refuses fails
 # the test: it reads every kind used here.
 set -euo pipefail
@@ -68,6 +70,9 @@ relay() {
 
 relay line '"127.0.0.1:%s"' -s 10 -d 5
 relay websocket '{ address = "127.0.0.1:%s"; protocol = "websocket"; }' --ws -s 10 -d 2
+# 266-byte messages: a header that would hold an LF byte (0x7e 0x01 0x0a),
+# so the daemon sends each in two fragments, put together by ebbench.
+relay websocket-fragments '{ address = "127.0.0.1:%s"; protocol = "websocket"; }' --ws -s 10 -d 1 -b 267
 
 command -v openssl >/dev/null || { echo "bench-smoke: TLS and wss parts skipped: no openssl"; exit 0; }
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
