@@ -7,7 +7,7 @@
  *  - the head is freed once it has no cursor and is not the tail, so memory
  *    is bounded by the furthest-behind cursor plus two blocks (the partly
  *    read one and the spare kept against malloc churn);
- *  - runs never mix senders or kinds, and append only ever adds whole messages, so a
+ *  - runs never mix senders and append only ever adds whole messages, so a
  *    run boundary inside a block that is not at a LF exists only where a
  *    message continues into the next block. */
 #include "bcastlog.h"
@@ -21,8 +21,7 @@
 typedef struct LogRun {
         uint64_t sender;
         uint32_t off;
-        uint32_t len : 31; /* a run never outgrows its block */
-        uint32_t kind : 1; /* LogKind */
+        uint32_t len;
 } LogRun;
 
 struct LogBlock {
@@ -122,25 +121,24 @@ static void log_trim(BcastLog *log) {
 /* Space for bytes in a fresh block when each block needs one run. */
 #define BLOCK_PAYLOAD (BLOCK_AREA - sizeof(LogRun))
 
-static bool tail_extends_run(const LogBlock *b, uint64_t sender, LogKind kind) {
+static bool tail_extends_run(const LogBlock *b, uint64_t sender) {
         if (b->n_runs == 0)
                 return false;
         const LogRun *r = block_run(b, b->n_runs - 1);
-        return r->sender == sender && r->kind == kind && r->off + r->len == b->used;
+        return r->sender == sender && r->off + r->len == b->used;
 }
 
-/* Room for sender's bytes of this kind in block b right now. */
-static size_t block_room(const LogBlock *b, uint64_t sender, LogKind kind) {
+/* Room for sender's bytes in block b right now. */
+static size_t block_room(const LogBlock *b, uint64_t sender) {
         size_t free_bytes = block_free_bytes(b);
-        if (tail_extends_run(b, sender, kind))
+        if (tail_extends_run(b, sender))
                 return free_bytes;
         return free_bytes > sizeof(LogRun) ? free_bytes - sizeof(LogRun) : 0;
 }
 
-static void block_put(LogBlock *b, uint64_t sender, LogKind kind, const char *p, size_t n) {
-        if (!tail_extends_run(b, sender, kind)) {
-                *block_run(b, b->n_runs) =
-                        (LogRun){.sender = sender, .off = b->used, .len = 0, .kind = (uint32_t)kind};
+static void block_put(LogBlock *b, uint64_t sender, const char *p, size_t n) {
+        if (!tail_extends_run(b, sender)) {
+                *block_run(b, b->n_runs) = (LogRun){.sender = sender, .off = b->used, .len = 0};
                 b->n_runs++;
         }
         memcpy(b->data + b->used, p, n);
@@ -148,7 +146,7 @@ static void block_put(LogBlock *b, uint64_t sender, LogKind kind, const char *p,
         block_run(b, b->n_runs - 1)->len += (uint32_t)n;
 }
 
-int bcastlog_append(BcastLog *log, uint64_t sender, LogKind kind, const struct iovec *iov, size_t n) {
+int bcastlog_append(BcastLog *log, uint64_t sender, const struct iovec *iov, size_t n) {
         size_t total = 0;
         for (size_t i = 0; i < n; i++)
                 total += iov[i].iov_len;
@@ -157,7 +155,7 @@ int bcastlog_append(BcastLog *log, uint64_t sender, LogKind kind, const struct i
 
         /* Allocate every block needed first, so that a failure leaves no
          * half message behind. */
-        size_t room = block_room(log->tail, sender, kind);
+        size_t room = block_room(log->tail, sender);
         LogBlock *fresh = NULL, **link = &fresh;
         for (size_t have = room; have < total; have += BLOCK_PAYLOAD) {
                 LogBlock *b = log_block_alloc(log);
@@ -177,7 +175,7 @@ int bcastlog_append(BcastLog *log, uint64_t sender, LogKind kind, const struct i
                 size_t left = iov[i].iov_len;
                 while (left > 0) {
                         LogBlock *t = log->tail;
-                        size_t k = MIN(left, block_room(t, sender, kind));
+                        size_t k = MIN(left, block_room(t, sender));
                         if (k == 0) {
                                 LogBlock *b = fresh;
                                 /* 'fresh' holds exactly the blocks counted above: each put shrinks
@@ -191,7 +189,7 @@ int bcastlog_append(BcastLog *log, uint64_t sender, LogKind kind, const struct i
                                 log->n_blocks++;
                                 continue;
                         }
-                        block_put(t, sender, kind, p, k);
+                        block_put(t, sender, p, k);
                         p += k;
                         left -= k;
                 }
@@ -277,27 +275,27 @@ static const LogRun *walk_settle(Walk *w) {
         }
 }
 
-/* The next span to send: sets *ret_p / *ret_len and returns its run, or
- * NULL at the end. Runs of 'skip' are stepped over, except the rest of a message
+/* The next span to send: sets *ret_p / *ret_len and returns true, or false
+ * at the end. Runs of 'skip' are stepped over, except the rest of a message
  * already partly delivered (possible when echo was switched off by a
  * reload), which is sent up to its LF so the message stays whole. */
-static const LogRun *walk_span(Walk *w, uint64_t skip, const char **ret_p, size_t *ret_len) {
+static bool walk_span(Walk *w, uint64_t skip, const char **ret_p, size_t *ret_len) {
         for (;;) {
                 const LogRun *r = walk_settle(w);
                 if (!r)
-                        return NULL;
+                        return false;
                 const char *p = w->blk->data + w->off;
                 size_t len = r->off + r->len - w->off;
                 if (r->sender != skip) {
                         *ret_p = p;
                         *ret_len = len;
-                        return r;
+                        return true;
                 }
                 if (w->mid) {
                         const char *lf = memchr(p, '\n', len);
                         *ret_p = p;
                         *ret_len = lf ? (size_t)(lf - p) + 1 : len;
-                        return r;
+                        return true;
                 }
                 w->off = r->off + r->len;
                 w->skipped += len;
@@ -309,65 +307,26 @@ static void walk_consume(Walk *w, const char *p, size_t k) {
         w->mid = p[k - 1] != '\n';
 }
 
-/* Both fills: with 'kinds', spans of different kinds are never merged and
- * each one's kind is reported. */
-static size_t log_fill(const LogCursor *c, uint64_t skip, struct iovec *iov, uint8_t *kinds, size_t max_iov,
-                       size_t max_bytes, size_t *ret_bytes) {
+size_t bcastlog_fill(const BcastLog *log _unused_, const LogCursor *c, uint64_t skip, struct iovec *iov,
+                     size_t max_iov, size_t max_bytes, size_t *ret_bytes) {
         Walk w = walk_from(c);
         size_t n = 0, bytes = 0;
         const char *p;
         size_t len;
-        const LogRun *r;
 
-        while (bytes < max_bytes && (r = walk_span(&w, skip, &p, &len))) {
+        while (bytes < max_bytes && walk_span(&w, skip, &p, &len)) {
                 size_t k = MIN(len, max_bytes - bytes);
-                if (n > 0 && (char *)iov[n - 1].iov_base + iov[n - 1].iov_len == p &&
-                    (!kinds || kinds[n - 1] == r->kind))
+                if (n > 0 && (char *)iov[n - 1].iov_base + iov[n - 1].iov_len == p)
                         iov[n - 1].iov_len += k;
-                else if (n < max_iov) {
-                        iov[n] = (struct iovec){.iov_base = (void *)(uintptr_t)p, .iov_len = k};
-                        if (kinds)
-                                kinds[n] = (uint8_t)r->kind;
-                        n++;
-                } else
+                else if (n < max_iov)
+                        iov[n++] = (struct iovec){.iov_base = (void *)(uintptr_t)p, .iov_len = k};
+                else
                         break;
                 bytes += k;
                 walk_consume(&w, p, k);
         }
         *ret_bytes = bytes;
         return n;
-}
-
-size_t bcastlog_fill(const BcastLog *log _unused_, const LogCursor *c, uint64_t skip, struct iovec *iov,
-                     size_t max_iov, size_t max_bytes, size_t *ret_bytes) {
-        return log_fill(c, skip, iov, NULL, max_iov, max_bytes, ret_bytes);
-}
-
-size_t bcastlog_fill_kinds(const BcastLog *log _unused_, const LogCursor *c, uint64_t skip,
-                           struct iovec *iov, uint8_t *kinds, size_t max_iov, size_t max_bytes,
-                           size_t *ret_bytes) {
-        return log_fill(c, skip, iov, kinds, max_iov, max_bytes, ret_bytes);
-}
-
-uint64_t bcastlog_message_size(const BcastLog *log _unused_, const LogCursor *c, uint64_t skip) {
-        Walk w = walk_from(c);
-        uint64_t size = 0;
-        const char *p;
-        size_t len;
-
-        while (walk_span(&w, skip, &p, &len)) {
-                const char *lf = memchr(p, '\n', len);
-                size_t k = lf ? (size_t)(lf - p) + 1 : len;
-                size += k;
-                if (lf)
-                        break;
-                walk_consume(&w, p, k);
-        }
-        return size;
-}
-
-void bcastlog_cursor_begin_message(LogCursor *c) {
-        c->mid_message = true;
 }
 
 static void cursor_store(BcastLog *log, LogCursor *c, const Walk *w) {

@@ -28,20 +28,13 @@ typedef struct LogCursor {
         bool mid_message; /* a message has been partly delivered */
 } LogCursor;
 
-/* What an appender says of its messages, once, for readers that frame them
- * (a WebSocket frame is text only when its payload is valid UTF-8). */
-typedef enum LogKind {
-        BCASTLOG_TEXT,   /* every message is valid UTF-8 */
-        BCASTLOG_BINARY, /* not known to be */
-} LogKind;
-
 int bcastlog_new(BcastLog **ret);
 BcastLog *bcastlog_free(BcastLog *log);
 
-/* Appends the concatenation of iov[0..n) as bytes of 'sender', messages of
- * 'kind'. The caller only ever appends whole messages. All or nothing: 0,
- * or -ENOMEM with the log unchanged. */
-int bcastlog_append(BcastLog *log, uint64_t sender, LogKind kind, const struct iovec *iov, size_t n);
+/* Appends the concatenation of iov[0..n) as bytes of 'sender'. The caller
+ * only ever appends whole messages. All or nothing: 0, or -ENOMEM with the
+ * log unchanged. */
+int bcastlog_append(BcastLog *log, uint64_t sender, const struct iovec *iov, size_t n);
 
 /* Global position of the end of the log (bytes ever appended). */
 uint64_t bcastlog_end(const BcastLog *log);
@@ -60,19 +53,6 @@ uint64_t bcastlog_backlog(const BcastLog *log, const LogCursor *c);
  * *ret_bytes. 0 means the cursor has nothing to send. */
 size_t bcastlog_fill(const BcastLog *log, const LogCursor *c, uint64_t skip, struct iovec *iov,
                      size_t max_iov, size_t max_bytes, size_t *ret_bytes);
-/* The same, for a reader that frames each message: spans of different
- * kinds are never merged, and kinds[i] is the LogKind of iov[i]. */
-size_t bcastlog_fill_kinds(const BcastLog *log, const LogCursor *c, uint64_t skip, struct iovec *iov,
-                           uint8_t *kinds, size_t max_iov, size_t max_bytes, size_t *ret_bytes);
-/* Bytes from the cursor through the end of the message it is in (its LF
- * included), as bcastlog_fill() would offer them: what a framing reader
- * needs before it can send the header of a message longer than one fill. */
-uint64_t bcastlog_message_size(const BcastLog *log, const LogCursor *c, uint64_t skip);
-/* Marks the message at the cursor as begun although none of its bytes was
- * sent (a framing reader sent part of its header): a drop then keeps it
- * whole, handing out all of it as the remainder. */
-void bcastlog_cursor_begin_message(LogCursor *c);
-
 /* Moves the cursor past 'bytes' sent from what bcastlog_fill() offered
  * (same 'skip'), then past any runs of 'skip' that follow. Returns the bytes
  * of 'skip' runs it stepped over. */

@@ -178,246 +178,92 @@ static void client_passed_own(Client *c, uint64_t bytes) {
         c->own_pending -= (uint32_t)MIN(bytes, (uint64_t)c->own_pending);
 }
 
-/* --- the WebSocket write path ------------------------------------------------
- *
- * One sendmsg carries, in order: the rest of a frame a short write cut (its
- * header, then the payload: a drop remainder or the log up to the LF), the
- * codec's control bytes, then a frame per broadcast message: its header
- * from a per-call array, its payload as spans of the log, the LF left out.
- * Payload is never copied. What each iovec stands for is kept beside it, so
- * a short write moves the cursor by exactly the log bytes it covered. */
-
-/* Spans taken from the log per call: with a header each, within IOV_MAX. */
-#define WS_FLUSH_SPANS 384
-
-typedef enum WsSegment {
-        WS_SEG_HEADER_REST, /* the unsent end of a header a short write cut */
-        WS_SEG_REST,        /* a drop remainder, its LF left out */
-        WS_SEG_CONTROL,
-        WS_SEG_HEADER,
-        WS_SEG_LOG, /* payload from the log */
-} WsSegment;
-
-typedef struct WsBatch {
-        struct iovec iov[IOV_MAX];
-        uint32_t log_bytes[IOV_MAX]; /* cursor bytes the iovec covers when sent whole (its LF included) */
-        uint8_t seg[IOV_MAX];
-        size_t n;
-        uint8_t hdrs[WS_FLUSH_SPANS][WSFRAME_HEADER_MAX];
-        size_t n_hdrs;
-        /* The log's spans from the cursor. */
-        struct iovec span[WS_FLUSH_SPANS];
-        uint8_t kind[WS_FLUSH_SPANS];
-        size_t n_spans, at_span, at_off;
-} WsBatch;
-
-static void ws_batch_add(WsBatch *b, WsSegment seg, const void *p, size_t len, uint32_t log_bytes) {
-        b->iov[b->n] = (struct iovec){.iov_base = (void *)(uintptr_t)p, .iov_len = len};
-        b->seg[b->n] = (uint8_t)seg;
-        b->log_bytes[b->n] = log_bytes;
-        b->n++;
-}
-
-/* Adds the payload of the message at the batch's span position, up to its
- * LF, as LOG segments, moving past the LF. 'len' is its length when known
- * (a header was just written for it: the LF is where it says, no need to
- * look), else -1. Returns false when its LF is not among the spans or the
- * iovecs ran out (what there was is added). */
-static bool ws_batch_payload(WsBatch *b, int64_t len) {
-        uint64_t left_in_msg = len < 0 ? UINT64_MAX : (uint64_t)len;
-        while (b->at_span < b->n_spans && b->n < IOV_MAX) {
-                const char *p = (const char *)b->span[b->at_span].iov_base + b->at_off;
-                size_t left = b->span[b->at_span].iov_len - b->at_off;
-                const char *lf = len < 0              ? memchr(p, '\n', left)
-                                 : left_in_msg < left ? p + left_in_msg
-                                                      : NULL;
-                size_t k = lf ? (size_t)(lf - p) : left;
-                ws_batch_add(b, WS_SEG_LOG, p, k, (uint32_t)(k + (lf != NULL)));
-                left_in_msg -= k;
-                b->at_off += k + (lf != NULL);
-                if (b->at_off == b->span[b->at_span].iov_len) {
-                        b->at_span++;
-                        b->at_off = 0;
+/* A WebSocket client's control bytes (an HTTP answer, pongs, pings, the
+ * close frame) go between two messages, never inside one: right after the
+ * message the cursor is in, or first when it is at a boundary (a drop
+ * remainder is always the end of a message). Returns the index of the
+ * iovec before which they go, splitting the one holding the LF that ends
+ * the cursor's message if need be, or SIZE_MAX when that LF is not among
+ * the spans (they wait for the next write). */
+static size_t client_control_at(const Client *c, struct iovec *iov, size_t first, size_t *n, size_t max) {
+        if (!c->receiving || !c->cursor.mid_message || first > 0)
+                return first;
+        for (size_t i = 0; i < *n; i++) {
+                const char *p = iov[i].iov_base, *lf = memchr(p, '\n', iov[i].iov_len);
+                if (!lf)
+                        continue;
+                size_t k = (size_t)(lf - p) + 1;
+                if (k < iov[i].iov_len) {
+                        if (*n == max)
+                                *n = i + 1; /* the rest goes next time */
+                        else {
+                                memmove(&iov[i + 2], &iov[i + 1], (*n - i - 1) * sizeof(*iov));
+                                iov[i + 1] = (struct iovec){.iov_base = (char *)p + k,
+                                                            .iov_len = iov[i].iov_len - k};
+                                (*n)++;
+                        }
+                        iov[i].iov_len = k;
                 }
-                if (lf)
-                        return true;
+                return i + 1;
         }
-        return false;
+        return SIZE_MAX;
 }
 
-/* The length of the next message's payload among the spans, if its LF is
- * there: a header can only be written once it is known. */
-static int64_t ws_batch_peek(const WsBatch *b) {
-        uint64_t len = 0;
-        size_t off = b->at_off;
-        for (size_t i = b->at_span; i < b->n_spans; i++, off = 0) {
-                const char *p = (const char *)b->span[i].iov_base + off;
-                const char *lf = memchr(p, '\n', b->span[i].iov_len - off);
-                if (lf)
-                        return (int64_t)(len + (uint64_t)(lf - p));
-                len += b->span[i].iov_len - off;
-        }
-        return -1;
+static size_t iov_bytes(const struct iovec *iov, size_t n) {
+        size_t bytes = 0;
+        for (size_t i = 0; i < n; i++)
+                bytes += iov[i].iov_len;
+        return bytes;
 }
 
-/* New frames from the batch's span position on, while they fit. The first
- * may be longer than the spans: its length then comes from the log. */
-static void ws_batch_frames(WsBatch *b, const BcastLog *log, const LogCursor *cursor, uint64_t skip,
-                            bool at_cursor) {
-        while (b->at_span < b->n_spans && b->n + 2 < IOV_MAX && b->n_hdrs < WS_FLUSH_SPANS) {
-                int64_t len = ws_batch_peek(b);
-                if (len < 0) {
-                        if (!at_cursor)
-                                return;
-                        len = (int64_t)bcastlog_message_size(log, cursor, skip) - 1;
-                }
-                uint8_t opcode = b->kind[b->at_span] == BCASTLOG_TEXT ? WS_OP_TEXT : WS_OP_BINARY;
-                uint8_t *h = b->hdrs[b->n_hdrs++];
-                ws_batch_add(b, WS_SEG_HEADER, h, wsframe_header(h, opcode, true, (uint64_t)len), 0);
-                /* (An empty payload is an empty iovec standing for the LF.) */
-                if (!ws_batch_payload(b, len))
-                        return;
-                at_cursor = false;
-        }
-}
-
-static void ws_rest_sent(Client *c, size_t sent, bool whole) {
-        if (whole) {
-                free(c->rest);
-                c->rest = NULL;
-                c->rest_len = 0;
-        } else if (sent > 0) {
-                memmove(c->rest, c->rest + sent, c->rest_len - sent);
-                c->rest_len -= (uint32_t)sent;
-        }
-}
-
-/* Accounts a write of 'sent' bytes of the batch. */
-static void ws_batch_sent(Client *c, WsConn *w, BcastLog *log, uint64_t skip, const WsBatch *b,
-                          size_t sent) {
-        uint64_t log_bytes = 0;
-        size_t rest_sent = 0;
-        /* A header went out whole, its message's LF not yet. */
-        bool rest_whole = false, header_cut = false, begun = false;
-        for (size_t i = 0; i < b->n; i++) {
-                size_t len = b->iov[i].iov_len, k = MIN(sent, len);
-                sent -= k;
-                switch ((WsSegment)b->seg[i]) {
-                case WS_SEG_HEADER_REST:
-                        w->hdr_sent = (uint8_t)(w->hdr_sent + k);
-                        break;
-                case WS_SEG_REST:
-                        rest_sent = k;
-                        rest_whole = k == len;
-                        break;
-                case WS_SEG_CONTROL:
-                        ws_conn_control_sent(w, k);
-                        break;
-                case WS_SEG_HEADER:
-                        if (k < len) {
-                                memcpy(w->hdr, (const uint8_t *)b->iov[i].iov_base + k, len - k);
-                                w->hdr_len = (uint8_t)(len - k);
-                                w->hdr_sent = 0;
-                                header_cut = true;
-                        } else
-                                begun = true;
-                        break;
-                case WS_SEG_LOG:
-                        log_bytes += k < len ? k : b->log_bytes[i];
-                        if (k == len && b->log_bytes[i] > len)
-                                begun = false;
-                        break;
-                }
-                if (k < len)
-                        break;
-        }
-        if (w->hdr_sent == w->hdr_len && !header_cut)
-                w->hdr_len = w->hdr_sent = 0;
-        if (rest_sent > 0 || rest_whole)
-                ws_rest_sent(c, rest_sent, rest_whole);
-        if (c->receiving) {
-                client_passed_own(c, bcastlog_advance(log, &c->cursor, skip, log_bytes));
-                /* Even with none of its payload sent, the message is begun:
-                 * its next bytes are payload, not a new header. */
-                if (header_cut || begun)
-                        bcastlog_cursor_begin_message(&c->cursor);
-        }
-}
-
-static bool ws_more_queued(const Client *c, WsConn *w, const BcastLog *log, uint64_t skip) {
-        if (w->hdr_len > 0 || c->rest_len > 0 || ws_conn_has_control(w))
+static bool client_more_queued(const Client *c, WsConn *ws, const BcastLog *log, uint64_t skip) {
+        if (c->rest_len > 0 || (ws && ws_conn_has_control(ws)))
                 return true;
         if (!c->receiving)
                 return false;
-        return c->cursor.mid_message || (ws_conn_open(w) && client_waiting(c, log, skip) > 0);
-}
-
-static int client_flush_ws(Client *c, WsConn *w, BcastLog *log, uint64_t skip) {
-        static WsBatch b;
-        b.n = b.n_hdrs = b.n_spans = b.at_span = b.at_off = 0;
-
-        if (w->hdr_len > w->hdr_sent)
-                ws_batch_add(&b, WS_SEG_HEADER_REST, w->hdr + w->hdr_sent, w->hdr_len - w->hdr_sent, 0);
-        if (c->rest_len > 0)
-                ws_batch_add(&b, WS_SEG_REST, c->rest, c->rest_len - 1, 0);
-
-        bool frame_open = false;
-        if (c->receiving) {
-                size_t bytes;
-                b.n_spans = bcastlog_fill_kinds(log, &c->cursor, skip, b.span, b.kind, WS_FLUSH_SPANS,
-                                                CLIENT_FLUSH_MAX_BYTES, &bytes);
-                /* A frame begun earlier is finished before anything else. */
-                frame_open = c->cursor.mid_message && !ws_batch_payload(&b, -1);
-        }
-        if (!frame_open) {
-                const uint8_t *ctl;
-                ssize_t n = ws_conn_control(w, &ctl);
-                if (n < 0)
-                        return (int)n;
-                if (n > 0)
-                        ws_batch_add(&b, WS_SEG_CONTROL, ctl, (size_t)n, 0);
-                if (c->receiving && ws_conn_open(w))
-                        ws_batch_frames(&b, log, &c->cursor, skip, b.n == 0);
-        }
-
-        size_t total = 0;
-        for (size_t i = 0; i < b.n; i++)
-                total += b.iov[i].iov_len;
-        if (total == 0 && b.n == 0) {
-                /* Only the client's own messages were left: step over them. */
-                if (c->receiving)
-                        client_passed_own(c, bcastlog_advance(log, &c->cursor, skip, 0));
-                return 0;
-        }
-        ssize_t sent = 0;
-        if (total > 0) {
-                sent = transports[c->transport]->writev(c->src.fd, client_tls(c), b.iov, b.n);
-                if (sent < 0) {
-                        if (sent == -EAGAIN)
-                                c->writable = false;
-                        return (int)sent;
-                }
-        }
-        ws_batch_sent(c, w, log, skip, &b, (size_t)sent);
-        return ws_more_queued(c, w, log, skip) ? 1 : 0;
+        /* After its close frame, a WebSocket client is sent nothing more
+         * than the end of the message it is in. */
+        if (ws && !ws_conn_open(ws))
+                return c->cursor.mid_message;
+        return client_waiting(c, log, skip) > 0;
 }
 
 int client_flush(Client *c, BcastLog *log, uint64_t skip) {
         WsConn *ws = client_ws(c);
-        if (ws)
-                return client_flush_ws(c, ws, log, skip);
-
         struct iovec iov[IOV_MAX];
-        size_t n = 0, rest = c->rest_len;
+        size_t n = 0, rest = c->rest_len, log_before_ctl = 0, ctl_len = 0;
 
         if (rest > 0)
                 iov[n++] = (struct iovec){.iov_base = c->rest, .iov_len = rest};
-        size_t from_log;
-        n += bcastlog_fill(log, &c->cursor, skip, iov + n, IOV_MAX - n,
-                           CLIENT_FLUSH_MAX_BYTES - MIN(rest, CLIENT_FLUSH_MAX_BYTES - 1), &from_log);
-        if (rest + from_log == 0) {
+        if (c->receiving) {
+                size_t from_log;
+                n += bcastlog_fill(log, &c->cursor, skip, iov + n, IOV_MAX - 1 - n,
+                                   CLIENT_FLUSH_MAX_BYTES - MIN(rest, CLIENT_FLUSH_MAX_BYTES - 1),
+                                   &from_log);
+        }
+        if (ws) {
+                size_t at = client_control_at(c, iov, rest > 0, &n, IOV_MAX - 1);
+                if (at != SIZE_MAX) {
+                        if (!ws_conn_open(ws))
+                                n = at;
+                        const uint8_t *ctl;
+                        ssize_t k = ws_conn_control(ws, &ctl);
+                        if (k < 0)
+                                return (int)k;
+                        ctl_len = (size_t)k;
+                        log_before_ctl = iov_bytes(iov, at) - rest;
+                        if (ctl_len > 0) {
+                                memmove(&iov[at + 1], &iov[at], (n - at) * sizeof(*iov));
+                                iov[at] = (struct iovec){.iov_base = (void *)(uintptr_t)ctl,
+                                                         .iov_len = ctl_len};
+                                n++;
+                        }
+                }
+        }
+        if (iov_bytes(iov, n) == 0) {
                 /* Only the client's own messages were left: step over them. */
-                client_passed_own(c, bcastlog_advance(log, &c->cursor, skip, 0));
+                if (c->receiving)
+                        client_passed_own(c, bcastlog_advance(log, &c->cursor, skip, 0));
                 return 0;
         }
 
@@ -438,9 +284,18 @@ int client_flush(Client *c, BcastLog *log, uint64_t skip) {
                 memmove(c->rest, c->rest + from_rest, rest - from_rest);
                 c->rest_len -= (uint32_t)from_rest;
         }
-        client_passed_own(c, bcastlog_advance(log, &c->cursor, skip, sent - from_rest));
+        size_t left = sent - from_rest, log_sent = MIN(left, log_before_ctl);
+        left -= log_sent;
+        if (ctl_len > 0) {
+                size_t ctl_sent = MIN(left, ctl_len);
+                ws_conn_control_sent(ws, ctl_sent);
+                left -= ctl_sent;
+        }
+        log_sent += left;
+        if (c->receiving)
+                client_passed_own(c, bcastlog_advance(log, &c->cursor, skip, log_sent));
 
-        return client_waiting(c, log, skip) > 0 ? 1 : 0;
+        return client_more_queued(c, ws, log, skip) ? 1 : 0;
 }
 
 int64_t client_drop(Client *c, BcastLog *log, uint64_t skip, uint64_t limit) {

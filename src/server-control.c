@@ -129,7 +129,7 @@ static void server_log_stats(Server *s) {
                    s->stats.slow_disconnects, s->stats.oversize, s->stats.rejected,
                    s->stats.partial_disconnects, s->stats.discarded, s->stats.tls_failures,
                    s->stats.http_requests, s->stats.http_refused, s->stats.websocket_upgrades,
-                   s->stats.websocket_errors, s->stats.ping_timeouts, bcastlog_memory(s->log),
+                   s->stats.websocket_errors, s->stats.ping_timeouts, server_queue_memory(s),
                    s->partial_bytes);
 }
 

@@ -70,7 +70,8 @@ struct Server {
         size_t n_clients;
         size_t n_ws;                                /* clients of websocket and metrics listeners */
         uint64_t clients_by[N_LISTEN_PROTOCOLS][2]; /* by protocol, plain / TLS */
-        bool has_websocket;  /* a websocket listener: messages' UTF-8 validity matters */
+        BcastLog *wslog;     /* the framed copy WebSocket readers read; NULL without a websocket listener */
+        size_t ws_readers;   /* cursors in it */
         uint64_t start_time; /* seconds since the epoch */
         uint64_t last_id;
         bool log_grew;
@@ -102,6 +103,8 @@ void server_warn(Server *s, Warning kind, const Client *c, const char *fmt, ...)
  * negative code once c has been closed. */
 int server_publish(Server *s, Client *c, const char *prefix, size_t prefix_len, const char *msg, size_t len,
                    bool add_lf, bool valid_utf8);
+/* Removes c's cursor from the log it reads (if it has one). */
+void server_release_cursor(Server *s, Client *c);
 /* The input of a subscribe-only client: counted and thrown away. */
 void server_discard(Server *s, Client *c, size_t n);
 /* c's unfinished input was 'before' bytes and may have changed. */

@@ -86,7 +86,7 @@ static void server_metrics_snapshot(Server *s, MetricsSnapshot *m) {
         *m = (MetricsSnapshot){
                 .stats = &s->stats,
                 .tls_handshakes = s->handshakes,
-                .queue_memory = bcastlog_memory(s->log),
+                .queue_memory = server_queue_memory(s),
                 .partial_memory = s->partial_bytes,
                 .start_time = s->start_time,
         };
@@ -252,7 +252,7 @@ bool server_ws_goodbye(Server *s _unused_, Client *c) {
 }
 
 void server_ws_finish(Server *s, Client *c) {
-        bcastlog_cursor_release(s->log, &c->cursor);
+        server_release_cursor(s, c);
         c->receiving = false;
         server_linger(s, c);
 }

@@ -72,6 +72,25 @@ static uint64_t server_skip(const Server *s, const Client *c) {
         return s->config->echo ? BCASTLOG_NO_SENDER : c->id;
 }
 
+/* The log c reads: the framed copy for a WebSocket client. */
+static BcastLog *server_log(const Server *s, const Client *c) {
+        return client_ws(c) ? s->wslog : s->log;
+}
+
+/* Bytes ever appended to the logs together: what a reader may have to
+ * wait for grows by at most as much. */
+static uint64_t server_log_end(const Server *s) {
+        return bcastlog_end(s->log) + (s->wslog ? bcastlog_end(s->wslog) : 0);
+}
+
+void server_release_cursor(Server *s, Client *c) {
+        if (!c->cursor.blk)
+                return;
+        if (client_ws(c))
+                s->ws_readers--;
+        bcastlog_cursor_release(server_log(s, c), &c->cursor);
+}
+
 /* --- closing --------------------------------------------------------------- */
 
 void server_close_client(Server *s, Client *c, const char *why) {
@@ -93,7 +112,7 @@ void server_close_client(Server *s, Client *c, const char *why) {
         c->phase = CLIENT_CLOSING;
         loop_remove(s->loop, &c->src);
         /* Release the cursor now, so blocks it pinned can go this round. */
-        bcastlog_cursor_release(s->log, &c->cursor);
+        server_release_cursor(s, c);
         s->partial_bytes -= client_pending_input(c);
         framer_reset(&c->framer);
         list_move_back(&s->closing_list, &c->link);
@@ -129,7 +148,7 @@ static void server_slow_client(Server *s, Client *c) {
         uint64_t limit = s->config->max_queue_bytes, skip = server_skip(s, c);
         /* Without a cursor (an HTTP response, a publisher's pong), only
          * a few bytes of its own can wait. */
-        if (c->phase != CLIENT_OPEN || !c->receiving || client_waiting(c, s->log, skip) <= limit)
+        if (c->phase != CLIENT_OPEN || !c->receiving || client_waiting(c, server_log(s, c), skip) <= limit)
                 return;
 
         if (s->config->slow_client == SLOW_CLIENT_DISCONNECT) {
@@ -141,7 +160,7 @@ static void server_slow_client(Server *s, Client *c) {
 
         /* Down to half the limit, so a steadily slow reader is judged once
          * per half-queue, not once per message. */
-        int64_t dropped = client_drop(c, s->log, skip, limit / 2);
+        int64_t dropped = client_drop(c, server_log(s, c), skip, limit / 2);
         if (dropped < 0) {
                 server_warn(s, WARN_ERROR, c, "cannot drop messages: %s", strerror((int)-dropped));
                 server_close_client(s, c, "out of memory");
@@ -157,9 +176,9 @@ static void server_slow_client(Server *s, Client *c) {
 static void server_watch_blocked(Server *s, Client *c) {
         server_slow_client(s, c);
         if (c->phase == CLIENT_OPEN && c->receiving) {
-                uint64_t waiting = client_waiting(c, s->log, server_skip(s, c));
+                uint64_t waiting = client_waiting(c, server_log(s, c), server_skip(s, c));
                 uint64_t room = s->config->max_queue_bytes - MIN(waiting, s->config->max_queue_bytes);
-                s->blocked_check_at = MIN(s->blocked_check_at, bcastlog_end(s->log) + room);
+                s->blocked_check_at = MIN(s->blocked_check_at, server_log_end(s) + room);
         }
 }
 
@@ -168,7 +187,7 @@ static void server_watch_blocked(Server *s, Client *c) {
  * make what waits for a reader grow, by at most what they add), look at the
  * blocked readers. Writable readers never need a look at all. */
 static void server_check_blocked(Server *s) {
-        if (bcastlog_end(s->log) <= s->blocked_check_at)
+        if (server_log_end(s) <= s->blocked_check_at)
                 return;
         s->blocked_check_at = UINT64_MAX;
         for (ListNode *n = s->blocked_list.next, *next; n != &s->blocked_list; n = next) {
@@ -194,25 +213,40 @@ void server_resume_input(Server *s, Client *c, void *arg _unused_) {
 void server_recount_own(Server *s, Client *c, void *arg _unused_) {
         if (c->phase != CLIENT_OPEN || !c->receiving)
                 return;
-        uint64_t own = s->config->echo ? 0 : bcastlog_skip_ahead(s->log, &c->cursor, c->id);
+        uint64_t own = s->config->echo ? 0 : bcastlog_skip_ahead(server_log(s, c), &c->cursor, c->id);
         c->own_pending = (uint32_t)MIN(own, (uint64_t)UINT32_MAX);
 }
 
 /* --- input ----------------------------------------------------------------- */
 
-/* Whether WebSocket readers get the messages as text frames: decided once
- * here, for all of them, and only when there can be any. A run of lines is
- * valid UTF-8 exactly when each of its lines is (an LF is a character of
- * its own). */
-static LogKind server_kind(const Server *s, const char *prefix, size_t prefix_len, const char *msg,
-                           size_t len, bool valid_utf8) {
-        if (!s->has_websocket)
-                return BCASTLOG_TEXT;
-        Utf8State u = UTF8_STATE_INIT;
-        if (utf8_feed(&u, (const uint8_t *)prefix, prefix_len) < 0 ||
-            (!valid_utf8 && utf8_feed(&u, (const uint8_t *)msg, len) < 0) || !utf8_complete(&u))
-                return BCASTLOG_BINARY;
-        return BCASTLOG_TEXT;
+/* The framed copy WebSocket readers read (websocket.h): each message of
+ * what server_publish() appends, as its frames and trailer, text when
+ * valid UTF-8, decided here once for every reader. Returns the bytes
+ * appended, or -ENOMEM. */
+static int64_t server_publish_framed(Server *s, const Client *c, const char *prefix, size_t prefix_len,
+                                     const char *msg, size_t len, bool one_message, bool valid_utf8) {
+        bool prefix_text = utf8_valid(prefix, prefix_len);
+        int64_t total = 0;
+        for (const char *p = msg, *end = msg + len; p < end || (one_message && p == msg);) {
+                const char *lf = one_message ? end : memchr(p, '\n', (size_t)(end - p));
+                size_t l = (size_t)(lf - p);
+                struct iovec payload[2];
+                size_t n = 0;
+                if (prefix_len > 0)
+                        payload[n++] =
+                                (struct iovec){.iov_base = (void *)(uintptr_t)prefix, .iov_len = prefix_len};
+                payload[n++] = (struct iovec){.iov_base = (void *)(uintptr_t)p, .iov_len = l};
+                WsLogForm f;
+                ws_log_form(&f, payload, n, prefix_text && (valid_utf8 || utf8_valid(p, l)));
+                int r = bcastlog_append(s->wslog, c->id, f.iov, f.n);
+                if (r < 0)
+                        return r;
+                total += (int64_t)f.len;
+                if (one_message)
+                        break;
+                p = lf + 1;
+        }
+        return total;
 }
 
 int server_publish(Server *s, Client *c, const char *prefix, size_t prefix_len, const char *msg, size_t len,
@@ -225,17 +259,24 @@ int server_publish(Server *s, Client *c, const char *prefix, size_t prefix_len, 
         if (add_lf)
                 iov[n++] = (struct iovec){.iov_base = (void *)(uintptr_t) "\n", .iov_len = 1};
 
-        int r = bcastlog_append(s->log, c->id, server_kind(s, prefix, prefix_len, msg, len, valid_utf8), iov,
-                                n);
+        int r = bcastlog_append(s->log, c->id, iov, n);
+        size_t total = prefix_len + len + add_lf, own = total;
+        /* Without a WebSocket reader, nobody would read the framed copy. */
+        if (r >= 0 && s->ws_readers > 0) {
+                int64_t framed =
+                        server_publish_framed(s, c, prefix, prefix_len, msg, len, add_lf, valid_utf8);
+                r = framed < 0 ? (int)framed : 0;
+                if (client_ws(c))
+                        own = (size_t)MAX(framed, (int64_t)0);
+        }
         if (r < 0) {
                 server_warn(s, WARN_ERROR, c, "cannot queue a message: %s", strerror(-r));
                 server_close_client(s, c, "out of memory");
                 return r;
         }
-        size_t total = prefix_len + len + add_lf;
         s->round_budget -= MIN(s->round_budget, total);
         if (!s->config->echo && c->receiving)
-                c->own_pending += (uint32_t)total;
+                c->own_pending += (uint32_t)own;
         s->log_grew = true;
         server_check_blocked(s);
         /* The limit may have cut off the sender itself. */
@@ -377,7 +418,8 @@ void server_start_receiving(Server *s, Client *c) {
                 list_move_back(&s->quiet_list, &c->link);
                 return;
         }
-        bcastlog_cursor_init(s->log, &c->cursor);
+        bcastlog_cursor_init(server_log(s, c), &c->cursor);
+        s->ws_readers += w != NULL;
         c->receiving = true;
         c->writable = true;
         list_move_back(&s->idle_list, &c->link);
@@ -514,7 +556,7 @@ static void server_write_failed(Server *s, Client *c, int err) {
         }
         c->phase = CLIENT_LINGER;
         c->output_failed = true;
-        bcastlog_cursor_release(s->log, &c->cursor);
+        server_release_cursor(s, c);
         list_move_back(&s->linger_list, &c->link);
         loop_requeue(s->loop, &c->src, EPOLLIN);
 }
@@ -550,7 +592,7 @@ static void server_flush(Server *s) {
                  * a stop, a WebSocket client's close frame comes last. */
                 do {
                         do
-                                r = client_flush(c, s->log, server_skip(s, c));
+                                r = client_flush(c, server_log(s, c), server_skip(s, c));
                         while (r == 1);
                 } while (r == 0 && s->phase == PHASE_DRAINING && server_ws_goodbye(s, c));
                 server_resume_input(s, c, NULL);
@@ -779,8 +821,11 @@ static int server_name_passed(Server *s, Listener *l) {
 
 static int server_check_listeners(Server *s) {
         for (size_t i = 0; i < s->n_listeners; i++) {
-                if (s->listeners[i].spec.protocol == LISTEN_PROTOCOL_WEBSOCKET)
-                        s->has_websocket = true;
+                if (s->listeners[i].spec.protocol == LISTEN_PROTOCOL_WEBSOCKET && !s->wslog &&
+                    bcastlog_new(&s->wslog) < 0) {
+                        log_error("out of memory");
+                        return -ENOMEM;
+                }
                 if (s->listeners[i].spec.tls && !s->tls) {
                         log_error("%s is a TLS listener, but there is no usable 'tls' group",
                                   s->listeners[i].name);
@@ -944,7 +989,7 @@ size_t server_clients(const Server *s) {
 }
 
 size_t server_queue_memory(const Server *s) {
-        return bcastlog_memory(s->log);
+        return bcastlog_memory(s->log) + (s->wslog ? bcastlog_memory(s->wslog) : 0);
 }
 
 size_t server_partial_memory(const Server *s) {
@@ -953,7 +998,7 @@ size_t server_partial_memory(const Server *s) {
 
 static void server_forget_client(Server *s, Client *c, void *arg _unused_) {
         loop_remove(s->loop, &c->src);
-        bcastlog_cursor_release(s->log, &c->cursor);
+        server_release_cursor(s, c);
         list_move_back(&s->closing_list, &c->link);
 }
 
@@ -971,6 +1016,7 @@ Server *server_free(Server *s) {
         safe_close(s->timer_src.fd);
         safe_close(s->reserve_fd);
         bcastlog_free(s->log);
+        bcastlog_free(s->wslog);
         tls_context_free(s->tls);
         loop_free(s->loop);
         config_free(s->config);

@@ -368,3 +368,77 @@ bool ws_conn_finished(const WsConn *w) {
                 return false;
         return w->phase == WS_PHASE_RESPONDED || (w->phase == WS_PHASE_CLOSING && w->close_queued);
 }
+
+/* --- the framed form of broadcast messages ---------------------------------- */
+
+static bool header_clean(uint8_t h[WSFRAME_HEADER_MAX], uint8_t opcode, bool fin, uint64_t len,
+                         size_t *ret) {
+        *ret = wsframe_header(h, opcode, fin, len);
+        return !memchr(h, '\n', *ret);
+}
+
+/* The first fragment's length for a payload whose one header would hold an
+ * LF: the largest length below it without an LF byte (at its first 0x0A
+ * byte, 0x09 and 0xFF after), its minimal header clean too; then moved
+ * down until the rest's header is clean as well, a step or two at most. */
+static uint64_t first_fragment_len(uint64_t len) {
+        uint64_t a = 0;
+        bool cut = false;
+        for (int shift = 56; shift >= 0; shift -= 8) {
+                uint64_t byte = (len >> shift) & 0xFF;
+                if (cut)
+                        byte = 0xFF;
+                else if (byte == '\n') {
+                        byte = '\n' - 1;
+                        cut = true;
+                }
+                a |= byte << shift;
+        }
+        uint8_t h[WSFRAME_HEADER_MAX];
+        size_t n;
+        while (a > 1 && (!header_clean(h, WS_OP_TEXT, false, a, &n) ||
+                         !header_clean(h, WS_OP_CONTINUATION, true, len - a, &n)))
+                a--;
+        return a;
+}
+
+/* Appends payload bytes [from, to) of the pieces to f->iov. */
+static void form_add_payload(WsLogForm *f, const struct iovec *payload, size_t n, uint64_t from,
+                             uint64_t to) {
+        uint64_t at = 0;
+        for (size_t i = 0; i < n; i++) {
+                uint64_t lo = MAX(from, at), hi = MIN(to, at + payload[i].iov_len);
+                if (lo < hi)
+                        f->iov[f->n++] = (struct iovec){
+                                .iov_base = (char *)payload[i].iov_base + (lo - at),
+                                .iov_len = (size_t)(hi - lo),
+                        };
+                at += payload[i].iov_len;
+        }
+}
+
+void ws_log_form(WsLogForm *f, const struct iovec *payload, size_t n, bool text) {
+        uint64_t len = 0;
+        for (size_t i = 0; i < n; i++)
+                len += payload[i].iov_len;
+        uint8_t opcode = text ? WS_OP_TEXT : WS_OP_BINARY;
+        size_t h;
+        f->n = 0;
+        if (header_clean(f->hdr[0], opcode, true, len, &h)) {
+                f->iov[f->n++] = (struct iovec){.iov_base = f->hdr[0], .iov_len = h};
+                form_add_payload(f, payload, n, 0, len);
+        } else {
+                uint64_t first = first_fragment_len(len);
+                size_t h2;
+                (void)header_clean(f->hdr[0], opcode, false, first, &h);
+                (void)header_clean(f->hdr[1], WS_OP_CONTINUATION, true, len - first, &h2);
+                f->iov[f->n++] = (struct iovec){.iov_base = f->hdr[0], .iov_len = h};
+                form_add_payload(f, payload, n, 0, first);
+                f->iov[f->n++] = (struct iovec){.iov_base = f->hdr[1], .iov_len = h2};
+                form_add_payload(f, payload, n, first, len);
+                h += h2;
+        }
+        f->iov[f->n++] =
+                (struct iovec){.iov_base = (void *)(uintptr_t)WS_LOG_TRAILER, .iov_len = WS_LOG_TRAILER_LEN};
+        f->len = h + (size_t)len + WS_LOG_TRAILER_LEN;
+}

@@ -2,13 +2,14 @@
  * request head, then RFC 6455 frames in (http.c and wsframe.c do the
  * parsing), and the bytes that are not broadcast messages out: the HTTP
  * response, pongs, pings and the close frame. Pure: no I/O, no logging;
- * the hub decides what to answer, the client's write path interleaves
- * these bytes with the frames of broadcast messages (ws_frame_*).
+ * the hub decides what to answer, the client's write path puts these
+ * bytes between broadcast messages, which it takes ready framed from a log
+ * of their own (ws_log_form()).
  *
  * Output order on the wire, which the write path keeps:
- *   1. the rest of a data frame already begun (header, then payload);
- *   2. the control bytes (ws_conn_control()): never inside a data frame;
- *   3. new data frames, only while ws_conn_open().
+ *   1. the rest of a broadcast message already begun;
+ *   2. the control bytes (ws_conn_control()): never inside a message;
+ *   3. further broadcast messages, only while ws_conn_open().
  * A close frame is the last control frame: nothing follows it. */
 #pragma once
 
@@ -71,9 +72,6 @@ typedef struct WsConn {
         uint8_t pong_len;
         uint8_t pong[WSFRAME_CONTROL_MAX];
         uint16_t close_code;
-        /* The rest of a data frame header a short write cut. */
-        uint8_t hdr[WSFRAME_HEADER_MAX];
-        uint8_t hdr_len, hdr_sent;
         /* The hub's clock (seconds): the connection's start, its last input,
          * the ping awaiting an answer (0: none). */
         uint32_t since, last_input, ping_sent;
@@ -122,6 +120,34 @@ bool ws_conn_has_control(const WsConn *w);
 /* The close frame or the HTTP response is entirely sent: the hub ends the
  * connection. */
 bool ws_conn_finished(const WsConn *w);
+
+/* --- broadcast messages as WebSocket readers are sent them -------------------
+ *
+ * Every broadcast message is kept a second time, framed, in a log of its
+ * own that WebSocket readers read as line readers read theirs: spans as
+ * they are, no per-reader work. That log's bookkeeping is the broadcast
+ * log's, which ends a message at an LF, so the framed form ends with one,
+ * on the wire inside an unsolicited pong (RFC 6455 5.5.3: no answer is
+ * expected); payloads hold no LF, and no header in the form does (a length
+ * that would put the byte 0x0A in one is sent as two fragments). */
+
+/* The pong that ends every message: 0x8A 0x01 '\n'. */
+#define WS_LOG_TRAILER "\x8a\x01\n"
+#define WS_LOG_TRAILER_LEN 3
+
+typedef struct WsLogForm {
+        uint8_t hdr[2][WSFRAME_HEADER_MAX];
+        /* Headers, at most two payload pieces each side of a fragment
+         * boundary, the trailer. */
+        struct iovec iov[7];
+        size_t n;
+        size_t len; /* bytes in all */
+} WsLogForm;
+
+/* The form of one message whose payload is the concatenation of 'n' (at
+ * most 2) pieces: a text frame when 'text' (the payload is valid UTF-8),
+ * else binary. f->iov points into the pieces and into f. */
+void ws_log_form(WsLogForm *f, const struct iovec *payload, size_t n, bool text);
 
 /* The reason phrase of an HTTP status this server sends. */
 const char *ws_http_reason(unsigned status);

@@ -19,8 +19,10 @@ static Client *client_on(int fd, uint64_t id, BcastLog *log) {
         Client *c;
         cr_assert_eq(client_new(&c, id, fd, &peer, sizeof(sa_family_t), &(ConnSpec){0}, NULL), 0);
         c->src.fd = fd;
-        if (log)
+        if (log) {
                 bcastlog_cursor_init(log, &c->cursor);
+                c->receiving = true;
+        }
         return c;
 }
 
@@ -48,7 +50,7 @@ static void fixture_free(Fixture *f) {
 
 static void append(BcastLog *log, uint64_t sender, const char *s) {
         struct iovec iov = {.iov_base = (void *)(uintptr_t)s, .iov_len = strlen(s)};
-        cr_assert_eq(bcastlog_append(log, sender, BCASTLOG_TEXT, &iov, 1), 0);
+        cr_assert_eq(bcastlog_append(log, sender, &iov, 1), 0);
 }
 
 Test(client, a_reset_ends_the_stream_after_the_data_before_it) {
@@ -172,7 +174,7 @@ static int unread(int fd) {
 }
 
 typedef struct WsFrame {
-        uint8_t opcode;
+        uint8_t fin, opcode;
         size_t len;
         const uint8_t *payload;
 } WsFrame;
@@ -182,7 +184,6 @@ static size_t ws_parse_frame(const uint8_t *buf, size_t n, WsFrame *f) {
         if (n < 2)
                 return 0;
         cr_assert_eq(buf[0] & 0x70, 0, "RSV bits in a server frame");
-        cr_assert(buf[0] & 0x80, "a fragmented server frame");
         cr_assert_eq(buf[1] & 0x80, 0, "a masked server frame");
         size_t h = 2, len = buf[1] & 0x7F;
         if (len == 126) {
@@ -202,16 +203,111 @@ static size_t ws_parse_frame(const uint8_t *buf, size_t n, WsFrame *f) {
         }
         if (n < h + len)
                 return 0;
-        *f = (WsFrame){.opcode = buf[0] & 0x0F, .len = len, .payload = buf + h};
+        cr_assert_null(memchr(buf, '\n', h), "a header holding 0x0A");
+        *f = (WsFrame){.fin = buf[0] >> 7, .opcode = buf[0] & 0x0F, .len = len, .payload = buf + h};
         return h + len;
 }
 
-/* Messages of random sizes (empty, small, 16-bit and 64-bit lengths,
- * longer than one write), text and binary, some the reader's own, through
- * a small socket read in random bites, with pings queued and drops to
- * half a small limit in between: every frame arrives whole and in order,
- * a subsequence of what the others sent (all of it without drops), its
- * opcode the message's kind, and control frames never inside one. */
+/* What a WebSocket reader of the test's stream has seen. */
+typedef struct WsReader {
+        uint8_t in[1 << 20];
+        size_t in_len;
+        uint8_t msg[1 << 19]; /* the message being reassembled */
+        size_t msg_len;
+        uint8_t msg_opcode; /* 0: between messages */
+        bool want_trailer;  /* a message ended: its trailer pong is next */
+        size_t pings;
+} WsReader;
+
+typedef struct WsSent {
+        char *data[3000];
+        size_t len[3000];
+        bool text[3000];
+        size_t n, next; /* appended; the next one the reader may see */
+} WsSent;
+
+/* A whole message arrived: the next expected one, or with drops some
+ * later one, byte for byte and of its kind. */
+static void ws_check_message(WsSent *s, const WsReader *r, bool drops) {
+        size_t i = s->next;
+        while (drops && i < s->n && (s->len[i] != r->msg_len || memcmp(s->data[i], r->msg, r->msg_len) != 0))
+                i++;
+        cr_assert_lt(i, s->n, "message %zu (opcode %u, %zu bytes) matches none sent", s->next, r->msg_opcode,
+                     r->msg_len);
+        cr_assert_eq(r->msg_len, s->len[i], "message %zu: %zu bytes, want %zu", i, r->msg_len, s->len[i]);
+        cr_assert(memcmp(r->msg, s->data[i], r->msg_len) == 0, "message %zu differs", i);
+        cr_assert_eq(r->msg_opcode, s->text[i] ? WS_OP_TEXT : WS_OP_BINARY);
+        s->next = i + 1;
+}
+
+/* Parses what arrived: data frames (a message may come in two
+ * fragments), each message followed by its trailer pong, pings only
+ * between messages. */
+static void ws_read_frames(WsReader *r, WsSent *s, bool drops) {
+        size_t used = 0, k;
+        WsFrame f;
+        while ((k = ws_parse_frame(r->in + used, r->in_len - used, &f)) > 0) {
+                used += k;
+                if (r->want_trailer) {
+                        cr_assert(f.opcode == WS_OP_PONG && f.len == 1 && f.payload[0] == '\n',
+                                  "a message without its trailer pong (opcode %u next)", f.opcode);
+                        r->want_trailer = false;
+                        continue;
+                }
+                if (f.opcode == WS_OP_PING) {
+                        cr_assert_eq(r->msg_opcode, 0, "a ping inside a fragmented message");
+                        r->pings++;
+                        continue;
+                }
+                if (r->msg_opcode == 0) {
+                        cr_assert(f.opcode == WS_OP_TEXT || f.opcode == WS_OP_BINARY, "opcode %u", f.opcode);
+                        r->msg_opcode = f.opcode;
+                        r->msg_len = 0;
+                } else
+                        cr_assert_eq(f.opcode, WS_OP_CONTINUATION, "a new message inside a fragmented one");
+                cr_assert_leq(r->msg_len + f.len, sizeof(r->msg));
+                memcpy(r->msg + r->msg_len, f.payload, f.len);
+                r->msg_len += f.len;
+                if (f.fin) {
+                        ws_check_message(s, r, drops);
+                        r->msg_opcode = 0;
+                        r->want_trailer = true;
+                }
+        }
+        memmove(r->in, r->in + used, r->in_len - used);
+        r->in_len -= used;
+}
+
+/* Appends one message of 'len' random bytes as the hub does for
+ * WebSocket readers (websocket.h, ws_log_form()). */
+static void ws_append(BcastLog *log, uint64_t sender, WsSent *s, Client *c, size_t len, bool text,
+                      bool own) {
+        char *m = malloc(len + 1);
+        for (size_t i = 0; i < len; i++)
+                m[i] = text ? (char)('a' + rand() % 26) : (char)(0x80 + rand() % 0x7F);
+        struct iovec payload = {.iov_base = m, .iov_len = len};
+        WsLogForm f;
+        ws_log_form(&f, &payload, 1, text);
+        cr_assert_eq(bcastlog_append(log, sender, f.iov, f.n), 0);
+        if (own) {
+                c->own_pending += (uint32_t)f.len;
+                free(m);
+                return;
+        }
+        cr_assert_lt(s->n, ARRAY_SIZE(s->data));
+        s->data[s->n] = m;
+        s->len[s->n] = len;
+        s->text[s->n++] = text;
+}
+
+/* Messages of random sizes (empty, small, 16-bit and 64-bit lengths, some
+ * sent in two fragments, longer than one write), text and binary, some the
+ * reader's own, through a small socket read in random bites, with pings
+ * queued (often while a message is half sent) and drops to half a small
+ * limit in between: every message arrives whole, in order, of its kind and
+ * with its trailer, a subsequence of what the others sent (all of it
+ * without drops), and pings only between messages. Returns how many pings
+ * were queued with the cursor inside a message. */
 static size_t ws_write_path_round(bool drops, bool large, unsigned seed) {
         BcastLog *log;
         int sv[2];
@@ -222,114 +318,128 @@ static size_t ws_write_path_round(bool drops, bool large, unsigned seed) {
         const uint64_t me = 1;
         Client *c = ws_client_on(sv[0], sv[1], me, log);
         WsConn *w = client_ws(c);
-
-        enum { N = 3000 };
-        static char *sent[N];
-        static size_t sent_len[N];
-        static bool sent_text[N];
-        size_t n_sent = 0, next_expected = 0, pings_queued = 0, pings_seen = 0, header_cuts = 0;
-        static uint8_t in[1 << 20];
-        size_t in_len = 0;
+        static WsSent sent;
+        static WsReader r;
+        sent = (WsSent){0};
+        r = (WsReader){0};
+        size_t pings_queued = 0, pings_mid = 0;
         srand(seed);
 
         for (int step = 0;
-             step < 200000 && (n_sent < N || client_waiting(c, log, me) > 0 || w->hdr_len || c->rest_len ||
-                               ws_conn_has_control(w) || in_len || unread(sv[1]));
+             step < 200000 && (sent.n < 3000 || client_waiting(c, log, me) > 0 || c->rest_len ||
+                               ws_conn_has_control(w) || r.in_len || unread(sv[1]));
              step++) {
                 int what = rand() % 10;
-                if (what < 3 && n_sent < N) {
-                        bool own = rand() % 5 == 0, big = large && rand() % 300 == 0;
-                        size_t len =
-                                big ? 300000 + (size_t)(rand() % 1000)
-                                    : (size_t)(large && rand() % 40 == 0 ? rand() % 70000 : rand() % 200);
-                        bool text = rand() % 3 != 0;
-                        char *m = malloc(len + 1);
-                        for (size_t i = 0; i < len; i++)
-                                m[i] = text ? (char)('a' + rand() % 26) : (char)(0x80 + rand() % 0x7F);
-                        m[len] = '\n';
-                        struct iovec iov = {.iov_base = m, .iov_len = len + 1};
-                        cr_assert_eq(bcastlog_append(log, own ? me : 2,
-                                                     text ? BCASTLOG_TEXT : BCASTLOG_BINARY, &iov, 1),
-                                     0);
-                        if (own) {
-                                c->own_pending += (uint32_t)len + 1;
-                                free(m);
-                        } else {
-                                sent[n_sent] = m;
-                                sent_len[n_sent] = len;
-                                sent_text[n_sent++] = text;
-                        }
+                if (what < 3 && sent.n < 3000) {
+                        bool big = large && rand() % 300 == 0;
+                        size_t len = big                         ? 300000 + (size_t)(rand() % 1000)
+                                     : large && rand() % 40 == 0 ? (size_t)(rand() % 70000)
+                                     : rand() % 8 == 0           ? (size_t)(rand() % 3) * 256 + 10
+                                                                 : (size_t)(rand() % 200);
+                        bool own = rand() % 5 == 0;
+                        ws_append(log, own ? me : 2, &sent, c, len, rand() % 3 != 0, own);
                 } else if (what < 6) {
-                        int r = client_flush(c, log, me);
-                        cr_assert(r == 0 || r == 1 || r == -EAGAIN, "flush: %d", r);
-                        header_cuts += w->hdr_len > 0;
+                        int ret = client_flush(c, log, me);
+                        cr_assert(ret == 0 || ret == 1 || ret == -EAGAIN, "flush: %d", ret);
                 } else if (what == 6 && rand() % 4 == 0) {
                         ws_conn_ping(w);
                         pings_queued++;
+                        pings_mid += c->cursor.mid_message;
                 } else if (what == 7 && drops && client_waiting(c, log, me) > 200000)
                         cr_assert_geq(client_drop(c, log, me, 100000), 0);
                 else {
-                        ssize_t r = read(sv[1], in + in_len,
-                                         MIN(sizeof(in) - in_len, (size_t)(1 + rand() % 9000)));
-                        cr_assert(r > 0 || errno == EAGAIN);
-                        in_len += r > 0 ? (size_t)r : 0;
-                        size_t used = 0, k;
-                        WsFrame f;
-                        while ((k = ws_parse_frame(in + used, in_len - used, &f)) > 0) {
-                                used += k;
-                                if (f.opcode == WS_OP_PING) {
-                                        pings_seen++;
-                                        continue;
-                                }
-                                size_t i = next_expected;
-                                while (drops && i < n_sent &&
-                                       (sent_len[i] != f.len || memcmp(sent[i], f.payload, f.len) != 0))
-                                        i++;
-                                cr_assert_lt(i, n_sent,
-                                             "frame %zu (opcode %u, %zu bytes) matches no message",
-                                             next_expected, f.opcode, f.len);
-                                cr_assert_eq(f.len, sent_len[i], "message %zu: %zu bytes, want %zu", i,
-                                             f.len, sent_len[i]);
-                                size_t at = 0;
-                                while (at < f.len && f.payload[at] == (uint8_t)sent[i][at])
-                                        at++;
-                                cr_assert_eq(at, f.len, "seed %u: message %zu (%zu bytes) differs at %zu",
-                                             seed, i, f.len, at);
-                                cr_assert_eq(f.opcode, sent_text[i] ? WS_OP_TEXT : WS_OP_BINARY);
-                                next_expected = i + 1;
-                        }
-                        memmove(in, in + used, in_len - used);
-                        in_len -= used;
+                        ssize_t n = read(sv[1], r.in + r.in_len,
+                                         MIN(sizeof(r.in) - r.in_len, (size_t)(1 + rand() % 9000)));
+                        cr_assert(n > 0 || errno == EAGAIN);
+                        r.in_len += n > 0 ? (size_t)n : 0;
+                        ws_read_frames(&r, &sent, drops);
                 }
         }
-        cr_assert_eq(in_len, 0, "%zu bytes of an unfinished frame left", in_len);
+        cr_assert_eq(r.in_len, 0, "%zu bytes of an unfinished frame left", r.in_len);
+        cr_assert_eq(r.msg_opcode, 0, "a message left unfinished");
+        cr_assert_not(r.want_trailer, "the last message without its trailer");
         if (!drops)
-                cr_assert_eq(next_expected, n_sent, "%zu of %zu messages arrived", next_expected, n_sent);
-        cr_assert_leq(pings_seen, pings_queued);
-        cr_assert_gt(pings_seen, 0);
-        for (size_t i = 0; i < n_sent; i++)
-                free(sent[i]);
+                cr_assert_eq(sent.next, sent.n, "%zu of %zu messages arrived", sent.next, sent.n);
+        cr_assert_leq(r.pings, pings_queued);
+        cr_assert_gt(r.pings, 0);
+        for (size_t i = 0; i < sent.n; i++)
+                free(sent.data[i]);
         bcastlog_cursor_release(log, &c->cursor);
         close(sv[0]);
         close(sv[1]);
         client_free(c);
         bcastlog_free(log);
-        return header_cuts;
+        return pings_mid;
 }
 
-/* Small messages only, so that writes cut headers too, then with long
- * ones (one fill, one block, 64-bit lengths). */
+/* Small messages only, then with long ones (one fill, one block, 64-bit
+ * lengths). */
 static void ws_write_path(bool drops) {
-        size_t header_cuts = 0;
+        size_t pings_mid = 0;
         for (unsigned seed = 1; seed <= 12; seed++)
-                header_cuts += ws_write_path_round(drops, seed > 6, seed);
-        cr_assert_gt(header_cuts, 0, "no write cut a frame header: the test proves little");
+                pings_mid += ws_write_path_round(drops, seed > 6, seed);
+        cr_assert_gt(pings_mid, 0, "no ping was queued inside a message: the test proves little");
 }
 
 Test(client, websocket_frames_survive_short_writes, .timeout = 60) {
         ws_write_path(false);
 }
 
-Test(client, websocket_drops_keep_frames_whole, .timeout = 60) {
+Test(client, websocket_drops_keep_messages_whole, .timeout = 60) {
         ws_write_path(true);
+}
+
+/* After its close frame a client is sent the end of the message it is in,
+ * then the close, then nothing, however much more is queued. */
+Test(client, websocket_nothing_after_the_close) {
+        BcastLog *log;
+        int sv[2];
+        cr_assert_eq(bcastlog_new(&log), 0);
+        cr_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+        int sndbuf = 4096;
+        cr_assert(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) == 0);
+        Client *c = ws_client_on(sv[0], sv[1], 1, log);
+        WsConn *w = client_ws(c);
+        static WsSent sent;
+        static WsReader r;
+        sent = (WsSent){0};
+        r = (WsReader){0};
+        ws_append(log, 2, &sent, c, 100000, true, false);
+        int ret;
+        while ((ret = client_flush(c, log, 1)) == 1)
+                ;
+        cr_assert_eq(ret, -EAGAIN);
+        cr_assert(c->cursor.mid_message);
+        ws_append(log, 2, &sent, c, 10, true, false);
+        ws_conn_close(w, WS_CLOSE_GOING_AWAY);
+        uint8_t *close_at = NULL;
+        for (int i = 0; i < 10000 && !ws_conn_finished(w); i++) {
+                ret = client_flush(c, log, 1);
+                cr_assert(ret == 0 || ret == 1 || ret == -EAGAIN, "flush: %d", ret);
+                ssize_t n = read(sv[1], r.in + r.in_len, sizeof(r.in) - r.in_len);
+                r.in_len += n > 0 ? (size_t)n : 0;
+        }
+        cr_assert(ws_conn_finished(w));
+        cr_assert_eq(client_flush(c, log, 1), 0);
+        ssize_t n;
+        while ((n = read(sv[1], r.in + r.in_len, sizeof(r.in) - r.in_len)) > 0)
+                r.in_len += (size_t)n;
+        /* The first message whole, its trailer, then the close frame. */
+        WsFrame f;
+        size_t at = 0, k;
+        while ((k = ws_parse_frame(r.in + at, r.in_len - at, &f)) > 0 && f.opcode != WS_OP_CLOSE)
+                at += k;
+        cr_assert_gt(k, 0, "no close frame");
+        close_at = r.in + at;
+        cr_assert_eq((size_t)(close_at - r.in) + k, r.in_len, "bytes after the close frame");
+        r.in_len = (size_t)(close_at - r.in);
+        ws_read_frames(&r, &sent, false);
+        cr_assert_eq(sent.next, 1, "%zu messages before the close, want 1", sent.next);
+        free(sent.data[0]);
+        free(sent.data[1]);
+        bcastlog_cursor_release(log, &c->cursor);
+        close(sv[0]);
+        close(sv[1]);
+        client_free(c);
+        bcastlog_free(log);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
 #include "websocket.h"
 
 /* --- helpers ---------------------------------------------------------------- */
@@ -1281,4 +1282,65 @@ Test(wsconn, calls_out_of_order_change_nothing) {
                 cr_assert_eq(ws_conn_pending_input(w), RFC_REQUEST_LEN);
         }
         ws_conn_free(w);
+}
+
+/* The framed form of broadcast messages (websocket.h): for every length
+ * up to past 64 KiB and some beyond, in one or two payload pieces, the
+ * frames parse back to the payload, as one message of the right opcode in
+ * one or (only where one header would hold 0x0A) two fragments; no header
+ * holds 0x0A; the trailer pong ends it; len counts every byte. */
+static void expect_log_form(uint64_t len, bool text, size_t cut) {
+        static uint8_t payload[1 << 21], out[(1 << 21) + 64];
+        for (uint64_t i = 0; i < len; i++)
+                payload[i] = (uint8_t)('a' + i % 26);
+        struct iovec pieces[2] = {{.iov_base = payload, .iov_len = MIN(cut, len)},
+                                  {.iov_base = payload + MIN(cut, len), .iov_len = len - MIN(cut, len)}};
+        WsLogForm f;
+        ws_log_form(&f, pieces, 2, text);
+        size_t n = 0;
+        for (size_t i = 0; i < f.n; i++) {
+                memcpy(out + n, f.iov[i].iov_base, f.iov[i].iov_len);
+                n += f.iov[i].iov_len;
+        }
+        cr_assert_eq(n, f.len, "length %llu", (unsigned long long)len);
+        cr_assert(n >= 3 && memcmp(out + n - 3, WS_LOG_TRAILER, 3) == 0, "length %llu: no trailer",
+                  (unsigned long long)len);
+        size_t at = 0, got = 0, frames = 0;
+        while (at < n - 3) {
+                size_t h = 2, l = out[at + 1] & 0x7F;
+                if (l == 126) {
+                        l = (size_t)out[at + 2] << 8 | out[at + 3];
+                        h = 4;
+                } else if (l == 127) {
+                        l = 0;
+                        for (int i = 2; i < 10; i++)
+                                l = l << 8 | out[at + i];
+                        h = 10;
+                }
+                cr_assert_null(memchr(out + at, '\n', h), "length %llu: a header holds 0x0A",
+                               (unsigned long long)len);
+                uint8_t op = out[at] & 0x0F;
+                bool fin = out[at] & 0x80;
+                cr_assert_eq(op, frames == 0 ? (text ? WS_OP_TEXT : WS_OP_BINARY) : WS_OP_CONTINUATION);
+                cr_assert(memcmp(out + at + h, payload + got, l) == 0);
+                got += l;
+                at += h + l;
+                frames++;
+                cr_assert_eq(fin, at == n - 3, "length %llu: FIN on frame %zu", (unsigned long long)len,
+                             frames);
+        }
+        cr_assert_eq(at, n - 3);
+        cr_assert_eq(got, len);
+        uint8_t one[WSFRAME_HEADER_MAX];
+        size_t hl = wsframe_header(one, WS_OP_TEXT, true, len);
+        cr_assert_eq(frames, memchr(one, '\n', hl) ? 2 : 1, "length %llu: %zu frames",
+                     (unsigned long long)len, frames);
+}
+
+Test(wsconn, log_form_of_every_length, .timeout = 60) {
+        for (uint64_t len = 0; len <= 70000; len++)
+                expect_log_form(len, len % 3 != 0, (size_t)(len * 7 / 11));
+        static const uint64_t large[] = {0x0A0000, 0x0A0A0A, 0x0B0A00, 0x10000A, 0x1FFFFF, 0x0A00FF};
+        for (size_t i = 0; i < ARRAY_SIZE(large); i++)
+                expect_log_form(large[i], false, 5);
 }

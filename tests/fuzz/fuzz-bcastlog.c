@@ -1,19 +1,14 @@
 /* Fuzz target: the broadcast log (src/bcastlog.h) under an arbitrary
- * sequence of what the server does with it: appends of whole messages (text
- * or binary) by clients and by senders that are gone, clients joining and
- * leaving, partial writes (fill or fill_kinds, then advance by what the
- * socket took), a framing writer beginning a message before any of its
- * bytes is sent (a frame header cut short), slow-client drops, and echo
- * switched on or off by a reload.
+ * sequence of what the server does with it: appends of whole messages by
+ * clients and by senders that are gone, clients joining and leaving, partial
+ * writes (fill, then advance by what the socket took), slow-client drops, and
+ * echo switched on or off by a reload.
  *
  * Property, against a reference model that keeps, per client, its place in
  * the list of every message appended: each client receives exactly the
  * messages appended after it joined, in order, minus its own (unless echo
  * is on) and minus the whole messages a drop skipped; a message already
- * partly written, or begun, is finished, never cut; fill_kinds reports each
- * span's kind, that of every message it touches, and merges contiguous
- * spans of one kind only; bcastlog_message_size() is what is left of the
- * message the reader is to receive next; the backlog is the distance to the
+ * partly written is finished, never cut; the backlog is the distance to the
  * end of the log; memory stays within what the furthest-behind client pins
  * (see memory_bound()); and once every cursor is released and the log freed
  * nothing is left (LeakSanitizer).
@@ -42,16 +37,13 @@ typedef struct Message {
         uint64_t sender;
         uint64_t start; /* global position in the log */
         uint32_t len;   /* LF included */
-        LogKind kind;
 } Message;
 
 /* A reader's place in the model: the first message not yet fully written
- * nor skipped, how much of it was written, and whether it was begun with
- * none of it written (then it is not skipped, even if own). */
+ * nor skipped, and how much of it was written. */
 typedef struct Place {
         size_t next;
         uint32_t off;
-        bool begun;
 } Place;
 
 typedef struct Client {
@@ -105,23 +97,20 @@ static uint64_t place_position(const State *s, const Place *p) {
 
 /* Own messages not yet started are stepped over, as a cursor does. */
 static void place_skip_own(const State *s, Place *p, uint64_t skip) {
-        if (p->off == 0 && !p->begun)
+        if (p->off == 0)
                 while (p->next < s->n_msgs && s->msgs[p->next].sender == skip)
                         p->next++;
 }
 
 /* Moves p past the next n bytes the reader is to receive. With 'expect',
- * returns whether they are those bytes, with 'kind' (>= 0) whether they
- * are all of messages of that kind; false as well if there are fewer. */
-static bool place_take(const State *s, Place *p, uint64_t skip, const char *expect, size_t n, int kind) {
+ * returns whether they are those bytes; false as well if there are fewer. */
+static bool place_take(const State *s, Place *p, uint64_t skip, const char *expect, size_t n) {
         while (n > 0) {
                 place_skip_own(s, p, skip);
                 if (p->next >= s->n_msgs)
                         return false;
                 const Message *m = &s->msgs[p->next];
                 uint32_t k = (uint32_t)MIN(n, (size_t)(m->len - p->off));
-                if (kind >= 0 && m->kind != (LogKind)kind)
-                        return false;
                 if (expect) {
                         if (!message_is(p->next, m, p->off, expect, k))
                                 return false;
@@ -132,7 +121,6 @@ static bool place_take(const State *s, Place *p, uint64_t skip, const char *expe
                 if (p->off == m->len) {
                         p->next++;
                         p->off = 0;
-                        p->begun = false;
                 }
         }
         return true;
@@ -153,9 +141,9 @@ static void op_leave(State *s, Client *c) {
         c->joined = false;
 }
 
-/* One or more whole messages of one sender and kind, in three pieces cut
- * anywhere, as the server passes prefix, payload and LF. */
-static void op_append(State *s, size_t slot, LogKind kind, FuzzInput *in) {
+/* One or more whole messages of one sender, in three pieces cut anywhere,
+ * as the server passes prefix, payload and LF. */
+static void op_append(State *s, size_t slot, FuzzInput *in) {
         const Client *c = &s->clients[slot];
         uint64_t sender = c->joined ? c->id : GONE_SENDER(slot);
         size_t n = 1 + fuzz_u8(in) % 4, total = 0;
@@ -165,8 +153,7 @@ static void op_append(State *s, size_t slot, LogKind kind, FuzzInput *in) {
                 uint8_t b = fuzz_u8(in);
                 /* Mostly short messages; a few span blocks. */
                 uint32_t len = b >= 0xf0 ? 1 + fuzz_u16(in) % MAX_MESSAGE_BYTES : 1 + (uint32_t)(b & 0x7f);
-                s->msgs[s->n_msgs + i] =
-                        (Message){.sender = sender, .start = s->end + total, .len = len, .kind = kind};
+                s->msgs[s->n_msgs + i] = (Message){.sender = sender, .start = s->end + total, .len = len};
                 total += len;
         }
 
@@ -181,70 +168,47 @@ static void op_append(State *s, size_t slot, LogKind kind, FuzzInput *in) {
         size_t cut1 = fuzz_u16(in) % (total + 1), cut2 = fuzz_u16(in) % (total + 1);
         size_t a = MIN(cut1, cut2), b = MAX(cut1, cut2);
         struct iovec iov[3] = {{buf, a}, {buf + a, b - a}, {buf + b, total - b}};
-        if (bcastlog_append(s->log, sender, kind, iov, 3) != 0)
+        if (bcastlog_append(s->log, sender, iov, 3) != 0)
                 abort();
         free(buf);
         s->n_msgs += n;
         s->end += total;
 }
 
-/* What is left of the message the reader is to receive next (0: none). */
-static uint64_t model_message_size(const State *s, const Client *c, uint64_t skip) {
-        Place p = c->at;
-        place_skip_own(s, &p, skip);
-        return p.next < s->n_msgs ? s->msgs[p.next].len - p.off : 0;
-}
-
-/* A write: what fill (or, for a framing writer, fill_kinds) offers must be
- * exactly what the model expects next, as much of it as the limits allow;
- * the socket then takes some of it. A framing writer whose frame header was
- * cut short then begins the next message. */
-static void op_write(State *s, Client *c, bool framing, FuzzInput *in) {
+/* A write: what fill offers must be exactly what the model expects next,
+ * as much of it as the limits allow; the socket then takes some of it. */
+static void op_write(State *s, Client *c, FuzzInput *in) {
         if (!c->joined)
                 return;
         uint64_t skip = client_skip(c);
         struct iovec iov[MAX_IOV];
-        uint8_t kinds[MAX_IOV];
         size_t max_iov = 1 + fuzz_u8(in) % MAX_IOV, max_bytes = 1 + fuzz_u16(in), bytes;
-        if (bcastlog_message_size(s->log, &c->cursor, skip) != model_message_size(s, c, skip))
-                abort();
-        size_t n = framing ? bcastlog_fill_kinds(s->log, &c->cursor, skip, iov, kinds, max_iov, max_bytes,
-                                                 &bytes)
-                           : bcastlog_fill(s->log, &c->cursor, skip, iov, max_iov, max_bytes, &bytes);
+        size_t n = bcastlog_fill(s->log, &c->cursor, skip, iov, max_iov, max_bytes, &bytes);
 
         Place read = c->at;
         size_t sum = 0;
         for (size_t i = 0; i < n; i++) {
                 const char *p = iov[i].iov_base;
-                /* Adjacent spans come merged, unless (fill_kinds) of different kinds. */
-                bool contiguous = i > 0 && (const char *)iov[i - 1].iov_base + iov[i - 1].iov_len == p;
-                if (iov[i].iov_len == 0 || (contiguous && (!framing || kinds[i - 1] == kinds[i])) ||
-                    (framing && kinds[i] != BCASTLOG_TEXT && kinds[i] != BCASTLOG_BINARY) ||
-                    !place_take(s, &read, skip, p, iov[i].iov_len, framing ? kinds[i] : -1))
+                /* Adjacent spans come merged. */
+                if (iov[i].iov_len == 0 ||
+                    (i > 0 && (const char *)iov[i - 1].iov_base + iov[i - 1].iov_len == p) ||
+                    !place_take(s, &read, skip, p, iov[i].iov_len))
                         abort();
                 sum += iov[i].iov_len;
         }
         if (sum != bytes || bytes > max_bytes)
                 abort();
         /* Short of max_bytes only at the end of the stream or of the iovs. */
-        if (bytes < max_bytes && n < max_iov && place_take(s, &read, skip, NULL, 1, -1))
+        if (bytes < max_bytes && n < max_iov && place_take(s, &read, skip, NULL, 1))
                 abort();
 
-        uint8_t how = fuzz_u8(in);
-        size_t sent = how & 1 ? bytes : fuzz_u16(in) % (bytes + 1);
+        size_t sent = fuzz_u8(in) & 1 ? bytes : fuzz_u16(in) % (bytes + 1);
         uint64_t own = bcastlog_skip_ahead(s->log, &c->cursor, skip);
         uint64_t passed = bcastlog_advance(s->log, &c->cursor, skip, sent);
         if (bcastlog_skip_ahead(s->log, &c->cursor, skip) != own - passed)
                 abort();
-        place_take(s, &c->at, skip, NULL, sent, -1);
+        place_take(s, &c->at, skip, NULL, sent);
         place_skip_own(s, &c->at, skip);
-        /* The header of the next message went out, none of its payload. */
-        if (framing && (how & 6) == 6 && c->at.off == 0 && c->at.next < s->n_msgs) {
-                bcastlog_cursor_begin_message(&c->cursor);
-                c->at.begun = true;
-                if (bcastlog_message_size(s->log, &c->cursor, skip) != s->msgs[c->at.next].len)
-                        abort();
-        }
 }
 
 /* A slow reader over 'limit' under slow_client = "drop": the rest of a
@@ -263,9 +227,9 @@ static void op_drop(State *s, Client *c, FuzzInput *in) {
         if (bcastlog_skip_ahead(s->log, &c->cursor, skip) != own - d.skipped)
                 abort();
 
-        size_t want_rest = c->at.off || c->at.begun ? s->msgs[c->at.next].len - c->at.off : 0;
+        size_t want_rest = c->at.off ? s->msgs[c->at.next].len - c->at.off : 0;
         if (d.rest_len != want_rest || !d.rest != !want_rest ||
-            (want_rest && !place_take(s, &c->at, skip, d.rest, d.rest_len, -1)))
+            (want_rest && !place_take(s, &c->at, skip, d.rest, d.rest_len)))
                 abort();
         free(d.rest);
 
@@ -345,11 +309,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         break;
                 case 2:
                 case 3:
-                        op_append(s, slot, op & 1 ? BCASTLOG_BINARY : BCASTLOG_TEXT, &in);
+                        op_append(s, slot, &in);
                         break;
                 case 4:
                 case 5:
-                        op_write(s, c, op & 1, &in);
+                        op_write(s, c, &in);
                         break;
                 case 6:
                         op_drop(s, c, &in);
