@@ -44,12 +44,19 @@ size_t ws_conn_pending_input(const WsConn *w) {
  * all its bytes in one buffer); bytes past its end stay in the input, as
  * the first frames of an upgraded connection. */
 static int ws_read_head(WsConn *w, char **in, size_t *in_len, WsEvent *ev) {
-        if (!w->head) {
-                w->head = malloc(HTTP_HEAD_MAX);
-                if (!w->head)
-                        return -ENOMEM;
-        }
         size_t take = MIN(*in_len, (size_t)HTTP_HEAD_MAX - w->head_len);
+        if (w->head_len + take > w->head_cap) {
+                /* Most heads are well under a kilobyte: grow by what
+                 * arrives, not to the limit at once (every handshake in
+                 * flight holds one). */
+                size_t cap =
+                        MIN((size_t)HTTP_HEAD_MAX, MAX((size_t)w->head_len + take, (size_t)w->head_cap * 2));
+                char *head = realloc(w->head, cap);
+                if (!head)
+                        return -ENOMEM;
+                w->head = head;
+                w->head_cap = (uint16_t)cap;
+        }
         memcpy(w->head + w->head_len, *in, take);
         size_t before = w->head_len;
         w->head_len = (uint16_t)(w->head_len + take);
@@ -179,7 +186,7 @@ int ws_conn_next(WsConn *w, char **in, size_t *in_len, uint64_t max_payload, WsE
 static void ws_drop_head(WsConn *w) {
         free(w->head);
         w->head = NULL;
-        w->head_len = 0;
+        w->head_len = w->head_cap = 0;
 }
 
 const char *ws_http_reason(unsigned status) {

@@ -55,7 +55,7 @@ typedef struct WsConn {
         WsPhase phase;
         /* The request head, collected whole (HTTP_HEAD_MAX at most). */
         char *head;
-        uint16_t head_len;
+        uint16_t head_len, head_cap;
         HttpRequest req;
         WsDecoder dec;
         /* A data message split across frames or reads. */
