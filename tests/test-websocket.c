@@ -260,9 +260,9 @@ static void flush(WsClient *c, WscBytes *out, size_t chop) {
         out->len = 0;
 }
 
-static bool step_matches(const Step *s, const WscFrameIn *f) {
+static bool step_matches(const Step *s, const WscMsgIn *f) {
         char *want = bytes_make(&s->data);
-        bool ok = f->fin && f->opcode == s->frame.opcode && f->len == s->data.len &&
+        bool ok = f->opcode == s->frame.opcode && f->len == s->data.len &&
                   memcmp(f->payload, want, f->len) == 0;
         free(want);
         return ok;
@@ -274,8 +274,8 @@ static bool step_matches(const Step *s, const WscFrameIn *f) {
  * the last one. */
 static void expect_steps(WsClient *c, const Step *steps, size_t n) {
         for (size_t i = 0; i < n;) {
-                WscFrameIn f;
-                int r = wsc_recv_frame(c, &f, 5000);
+                WscMsgIn f;
+                int r = wsc_recv(c, &f, 5000);
                 cr_assert(r > 0, "%s: %s where expected frame %zu was due", c->who,
                           r ? "the end" : "nothing", i);
                 size_t j = i;
@@ -343,7 +343,7 @@ static void run_case(Bench *b, const WsCase *k) {
         for (const Bytes *r = k->relayed; !bytes_end(r); r++) {
                 char *want = bytes_make(r);
                 line_expect_bytes(b->line, want, r->len, k->name);
-                wsc_expect_frame(&b->ws, opcode_for(want, r->len), want, r->len, 5000);
+                wsc_expect_msg(&b->ws, opcode_for(want, r->len), want, r->len, 5000);
                 free(want);
         }
         line_expect_bytes(b->line, marker, strlen(marker), k->name);
@@ -1387,14 +1387,137 @@ Test(websocket, ws_and_line_clients_relay_each_way) {
                         line[p->len] = '\n';
                         client_send(m.line[0], line, p->len + 1);
                         free(line);
-                        wsc_expect_frame(&m.ws[0], opcode_for(p->s, p->len), p->s, p->len, 5000);
+                        wsc_expect_msg(&m.ws[0], opcode_for(p->s, p->len), p->s, p->len, 5000);
                 }
                 line_expect_bytes(m.line[1], p->s, p->len, who);
-                wsc_expect_frame(&m.ws[1], opcode_for(p->s, p->len), p->s, p->len, 5000);
+                wsc_expect_msg(&m.ws[1], opcode_for(p->s, p->len), p->s, p->len, 5000);
         }
         /* No echo: the senders got only the others' messages. */
         wsc_expect_nothing(&m.ws[0], 200);
         client_expect_nothing(m.line[0], 200);
+        mixed_stop(&m);
+}
+
+/* --- the wire form of broadcast messages ---------------------------------------- */
+
+/* The largest payload of the wire test, 0xa000a: its 64-bit length holds
+ * the byte 0x0a twice; max_message_bytes counts the LF the log adds. */
+#define WIRE_MAX_PAYLOAD 0xa000a
+
+/* Payload lengths whose single-frame header holds the byte 0x0a (7-bit 10;
+ * 16-bit 0x010a, 0x0a00..0x0aff, 0xff0a...; 64-bit), the lengths next to
+ * them, and the edges of the length encodings. */
+static size_t wire_lengths(size_t *out, size_t size) {
+        static const size_t more[] = {0,       1,       125,     126,     127,
+                                      0x800a,  0xff09,  0xff0a,  0xff0b,  0xffff,
+                                      0x10000, 0x1000a, 0x10a00, 0xa0000, WIRE_MAX_PAYLOAD};
+        size_t n = 0;
+        for (size_t len = 2; len <= 3000; len++) {
+                if (!wsc_head_holds_lf(len - 1) && !wsc_head_holds_lf(len) && !wsc_head_holds_lf(len + 1))
+                        continue;
+                cr_assert(n < size);
+                out[n++] = len;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(more); i++) {
+                cr_assert(n < size);
+                out[n++] = more[i];
+        }
+        return n;
+}
+
+/* A payload of len bytes that differs at every length and offset, without
+ * an LF; binary (invalid UTF-8: 0xff first) when binary. Room for an LF
+ * after it. */
+static char *wire_payload(size_t len, bool binary) {
+        char *p = malloc(len + 1);
+        cr_assert(p);
+        for (size_t i = 0; i < len; i++)
+                p[i] = binary ? (char)(0x80 + (i * 7 + len) % 0x7f) : (char)('a' + (i * 7 + len) % 26);
+        if (binary && len)
+                p[0] = (char)0xff;
+        return p;
+}
+
+/* A raw reader gets one broadcast message of len bytes as the wire form
+ * says: one final data frame, or, exactly when its header would hold 0x0a,
+ * a first fragment (FIN clear) and one final continuation; no header holds
+ * 0x0a; then the trailer pong, bytes 8a 01 0a. */
+static void expect_wire_form(WsClient *c, uint8_t opcode, const char *payload, size_t len) {
+        bool split = wsc_head_holds_lf(len);
+        size_t got = 0;
+        char head[64];
+        WscFrameIn f;
+        for (unsigned k = 0; k < (split ? 2u : 1u); k++) {
+                cr_assert_eq(wsc_recv_frame(c, &f, 5000), 1, "%s: frame %u of a message of %zu bytes",
+                             c->who, k + 1, len);
+                snprintf(head, sizeof head, "%02x %02x%s", f.head[0], f.head[1],
+                         f.head_len > 2 ? " ..." : "");
+                cr_assert(f.opcode == (k ? WSC_CONT : opcode) && f.fin == (!split || k == 1),
+                          "%s: frame %u of a message of %zu bytes (%s) begins %s", c->who, k + 1, len,
+                          split ? "2 fragments" : "one frame", head);
+                cr_assert(!memchr(f.head, '\n', f.head_len), "%s: a header with 0x0a, of %zu bytes", c->who,
+                          f.len);
+                cr_assert(f.len <= len - got && memcmp(f.payload, payload + got, f.len) == 0,
+                          "%s: fragment %u of a message of %zu bytes (%zu of it) is not the payload at %zu",
+                          c->who, k + 1, len, f.len, got);
+                got += f.len;
+        }
+        cr_assert_eq(got, len, "%s: the fragments of a message of %zu bytes hold %zu", c->who, len, got);
+        cr_assert_eq(wsc_recv_frame(c, &f, 5000), 1, "%s: no trailer after a message of %zu bytes", c->who,
+                     len);
+        cr_assert(f.head_len == 2 && f.head[0] == 0x8a && f.head[1] == 0x01 && f.len == 1 &&
+                          f.payload[0] == '\n',
+                  "%s: after a message of %zu bytes, a frame beginning %02x %02x, not the trailer 8a 01 0a",
+                  c->who, len, f.head[0], f.head[1]);
+}
+
+/* Messages whose single-frame header would hold 0x0a come as one message in
+ * two fragments, all others in one frame, every one followed by exactly one
+ * trailer pong; from line and WebSocket senders alike, text and binary, up
+ * to max_message_bytes. */
+Test(websocket, lengths_whose_header_holds_an_lf_come_in_two_fragments) {
+        static const size_t split[] = {10, 266, 522, 2570, 2815, 65290, 0x1000a, WIRE_MAX_PAYLOAD};
+        static const size_t whole[] = {9, 11, 265, 267, 2559, 2816, 65289, 65291, 65535, 0x10000};
+        for (size_t i = 0; i < ARRAY_SIZE(split); i++)
+                cr_assert(wsc_head_holds_lf(split[i]), "the header of %zu bytes has no 0x0a", split[i]);
+        for (size_t i = 0; i < ARRAY_SIZE(whole); i++)
+                cr_assert(!wsc_head_holds_lf(whole[i]), "the header of %zu bytes has 0x0a", whole[i]);
+        static size_t lengths[400];
+        size_t n = wire_lengths(lengths, ARRAY_SIZE(lengths));
+        /* ws[0] and line[0] send in turn (and read each other); ws[1] reads
+         * frames, ws[2] messages, line[1] lines. */
+        char settings[128];
+        snprintf(settings, sizeof settings, "max_message_bytes = %d;\nmax_queue_bytes = 8388608;",
+                 WIRE_MAX_PAYLOAD + 1);
+        Mixed m;
+        mixed_start(&m, settings, 3, 2);
+        snprintf(m.ws[1].who, sizeof m.ws[1].who, "the frame reader");
+        snprintf(m.ws[2].who, sizeof m.ws[2].who, "the message reader");
+        for (size_t i = 0; i < n; i++) {
+                size_t len = lengths[i];
+                bool binary = i % 3 == 2, from_ws = i % 2;
+                char *p = wire_payload(len, binary), who[64];
+                uint8_t opcode = opcode_for(p, len);
+                snprintf(who, sizeof who, "a message of %zu bytes", len);
+                if (from_ws) {
+                        wsc_send_msg(&m.ws[0], binary ? WSC_BINARY : WSC_TEXT, p, len);
+                        line_expect_bytes(m.line[0], p, len, who);
+                } else {
+                        p[len] = '\n';
+                        client_send(m.line[0], p, len + 1);
+                        wsc_expect_msg(&m.ws[0], opcode, p, len, 5000);
+                }
+                line_expect_bytes(m.line[1], p, len, who);
+                expect_wire_form(&m.ws[1], opcode, p, len);
+                wsc_expect_msg(&m.ws[2], opcode, p, len, 5000);
+                free(p);
+        }
+        for (size_t i = 1; i < 3; i++) {
+                wsc_expect_nothing(&m.ws[i], 200);
+                cr_assert(m.ws[i].messages == n && m.ws[i].trailers == n,
+                          "%s: %llu messages, %llu trailers of %zu", m.ws[i].who,
+                          (unsigned long long)m.ws[i].messages, (unsigned long long)m.ws[i].trailers, n);
+        }
         mixed_stop(&m);
 }
 
@@ -1436,7 +1559,7 @@ Test(websocket, one_global_order_across_mixed_senders) {
         for (int i = 0; i < SENDERS * PER_SENDER; i++) {
                 char got[64];
                 size_t n = client_recv_line(m.line[2], got, sizeof got, 10000);
-                wsc_expect_frame(&m.ws[2], WSC_TEXT, got, n - 1, 10000);
+                wsc_expect_msg(&m.ws[2], WSC_TEXT, got, n - 1, 10000);
                 int s, num;
                 cr_assert(sscanf(got, "s%d-%d", &s, &num) == 2 && s >= 0 && s < SENDERS, "message %d: %s", i,
                           got);
@@ -1490,14 +1613,14 @@ Test(websocket, a_stream_cut_at_random_arrives_whole_and_in_order) {
                 char msg[64];
                 size_t len = (size_t)snprintf(msg, sizeof msg, "message %d of the stream", i);
                 line_expect_bytes(m.line[0], msg, len, "the line reader");
-                wsc_expect_frame(&m.ws[1], WSC_TEXT, msg, len, 5000);
+                wsc_expect_msg(&m.ws[1], WSC_TEXT, msg, len, 5000);
         }
         long last = -1;
         while (last < pings - 1) {
-                WscFrameIn f;
+                WscMsgIn f;
                 long p;
-                cr_assert_eq(wsc_recv_frame(&m.ws[0], &f, 5000), 1, "the pong of p%ld of %ld pings",
-                             last + 1, pings);
+                cr_assert_eq(wsc_recv(&m.ws[0], &f, 5000), 1, "the pong of p%ld of %ld pings", last + 1,
+                             pings);
                 cr_assert(f.opcode == WSC_PONG && sscanf((const char *)f.payload, "p%ld", &p) == 1 &&
                                   p > last,
                           "after the pong of p%ld: a frame of opcode %u, %zu bytes", last, f.opcode, f.len);
@@ -1525,7 +1648,7 @@ Test(websocket, a_hundred_ws_clients_get_every_message_whole_and_in_order) {
         for (int i = 0; i < CLIENTS; i++) {
                 snprintf(c[i].who, sizeof c[i].who, "reader %d", i);
                 for (uint32_t k = 0; k < COUNT; k++)
-                        wsc_expect_frame(&c[i], WSC_TEXT, all + (size_t)k * LEN, LEN - 1, 10000);
+                        wsc_expect_msg(&c[i], WSC_TEXT, all + (size_t)k * LEN, LEN - 1, 10000);
                 wsc_free(&c[i]);
         }
         close(sender);
@@ -1560,7 +1683,7 @@ Test(websocket, prefix_with_address_and_id) {
         n = snprintf(want, sizeof want, "127.0.0.1:%u %llu: \xff", wport, client_id_of(&m.d, wport));
         wsc_send_msg(&m.ws[0], WSC_BINARY, "\xff", 1);
         line_expect_bytes(m.line[0], want, (size_t)n, "prefixed binary message");
-        wsc_expect_frame(&m.ws[1], WSC_BINARY, want, (size_t)n, 5000);
+        wsc_expect_msg(&m.ws[1], WSC_BINARY, want, (size_t)n, 5000);
         n = snprintf(want, sizeof want, "127.0.0.1:%u %llu: yo", lport, client_id_of(&m.d, lport));
         client_send_str(m.line[0], "yo\n");
         wsc_expect_text(&m.ws[0], want);
@@ -1588,9 +1711,9 @@ Test(websocket, roles_subscribe_and_publish) {
         wsc_expect_text(&sub, "to all");
         wsc_send_text(&sub, "ignored");
         wsc_send_msg(&sub, WSC_PING, "sub", 3);
-        wsc_expect_frame(&sub, WSC_PONG, "sub", 3, 5000);
+        wsc_expect_msg(&sub, WSC_PONG, "sub", 3, 5000);
         wsc_send_msg(&pub, WSC_PING, "pub", 3);
-        wsc_expect_frame(&pub, WSC_PONG, "pub", 3, 5000);
+        wsc_expect_msg(&pub, WSC_PONG, "pub", 3, 5000);
         client_expect_nothing(line, 200);
         wsc_expect_nothing(&pub, 100);
         cr_assert(daemon_stat(&d, "discarded") >= 7,
@@ -1606,11 +1729,16 @@ Test(websocket, roles_subscribe_and_publish) {
 /* --- slow WebSocket readers ----------------------------------------------------- */
 
 #define SEQ_LEN 1000
+/* Seq messages whose payload (2570 bytes, 0x0a0a) the daemon sends in two
+ * fragments: a reader of them sees whether a pong ever comes between. */
+#define SEQ_LEN_FRAGMENTED 2571
+#define SEQ_LEN_MAX SEQ_LEN_FRAGMENTED
 
-/* Reads seq messages (harness.h) as WebSocket frames: each one text frame
- * holding the message without its LF. */
+/* Reads seq messages (harness.h) of len bytes as WebSocket messages: each
+ * one text message holding the seq message without its LF. */
 typedef struct WsSeqReader {
         WsClient *c;
+        size_t len;  /* of a seq message, LF included (≤ SEQ_LEN_MAX) */
         bool strict; /* every number, no gap */
         long last;   /* -1 before the first */
         uint64_t received, gaps;
@@ -1628,8 +1756,8 @@ typedef struct WsSeqReader {
 /* Reads what is there, without waiting, and no further than r->want
  * messages (when set): what follows them is the caller's. */
 static void ws_seq_poll(WsSeqReader *r) {
-        WscFrameIn f;
-        while (!r->error[0] && (!r->want || r->received < r->want) && wsc_recv_frame(r->c, &f, 0) == 1) {
+        WscMsgIn f;
+        while (!r->error[0] && (!r->want || r->received < r->want) && wsc_recv(r->c, &f, 0) == 1) {
                 long ping;
                 char tail;
                 if (r->pongs && f.opcode == WSC_PONG &&
@@ -1642,12 +1770,13 @@ static void ws_seq_poll(WsSeqReader *r) {
                                 r->received_at_first_pong = r->received;
                         continue;
                 }
-                char line[SEQ_LEN];
+                char line[SEQ_LEN_MAX];
                 long seq = -1;
-                if (f.opcode == WSC_TEXT && f.fin && f.len == SEQ_LEN - 1) {
+                cr_assert(r->len <= SEQ_LEN_MAX);
+                if (f.opcode == WSC_TEXT && f.len == r->len - 1) {
                         memcpy(line, f.payload, f.len);
-                        line[SEQ_LEN - 1] = '\n';
-                        seq = seq_msg_parse(line, SEQ_LEN, SEQ_LEN);
+                        line[f.len] = '\n';
+                        seq = seq_msg_parse(line, r->len, r->len);
                 }
                 if (seq < 0 || seq <= r->last || (r->strict && seq != r->last + 1)) {
                         snprintf(
@@ -1691,7 +1820,8 @@ static void slow_ws_run(SlowWs *t, const char *policy) {
         t->sender = client_connect(t->d.port);
         wait_clients(&t->d, 4);
         t->count = (uint32_t)((harness_kernel_buffering() + 4u * 1024 * 1024) / SEQ_LEN);
-        t->healthy_seq = (WsSeqReader){.c = &t->healthy, .strict = true, .last = -1, .want = t->count};
+        t->healthy_seq = (WsSeqReader){
+                .c = &t->healthy, .len = SEQ_LEN, .strict = true, .last = -1, .want = t->count};
         SeqReader line;
         seq_reader_init(&line, t->line_reader, SEQ_LEN, true);
         SeqReader *readers[] = {&line};
@@ -1727,7 +1857,7 @@ Test(websocket, slow_reader_drop_gets_whole_frames_with_gaps) {
         slow_ws_run(&t, "drop");
         /* What the slow reader was left: whole frames, in order, some
          * missing; until 1 s of quiet. */
-        WsSeqReader s = {.c = &t.slow, .last = -1};
+        WsSeqReader s = {.c = &t.slow, .len = SEQ_LEN, .last = -1};
         int64_t deadline = harness_now_ms() + harness_ms(30000), quiet_since = harness_now_ms();
         while (harness_now_ms() - quiet_since < 1000) {
                 cr_assert(harness_now_ms() < deadline, "the slow reader never drained");
@@ -1740,7 +1870,9 @@ Test(websocket, slow_reader_drop_gets_whole_frames_with_gaps) {
                 else
                         harness_sleep_ms(5);
         }
-        cr_assert(t.slow.in_len == 0, "the slow reader was left inside a frame");
+        cr_assert(wsc_between_messages(&t.slow),
+                  "the slow reader was left inside a frame or a message, or without a trailer pong");
+        cr_assert_eq(t.slow.trailers, t.slow.messages);
         cr_assert(s.received > 0 && s.gaps > 0,
                   "the slow reader got %llu of %u: the queue limit never applied",
                   (unsigned long long)s.received, t.count);
@@ -1749,7 +1881,7 @@ Test(websocket, slow_reader_drop_gets_whole_frames_with_gaps) {
         char msg[SEQ_LEN];
         seq_msg_format(msg, SEQ_LEN, t.count);
         client_send(t.sender, msg, SEQ_LEN);
-        wsc_expect_frame(&t.slow, WSC_TEXT, msg, SEQ_LEN - 1, 5000);
+        wsc_expect_msg(&t.slow, WSC_TEXT, msg, SEQ_LEN - 1, 5000);
         slow_ws_free(&t);
 }
 
@@ -1774,8 +1906,8 @@ Test(websocket, sighup_applies_ping_interval_and_request_timeout) {
         wsc_read_response(&stalled, &r, true, 4000);
         cr_assert_eq(r.status, 408, "%s", r.head);
         wsc_response_free(&r);
-        WscFrameIn f;
-        cr_assert_eq(wsc_recv_frame(&idle, &f, 4000), 1, "no ping within 4 s of ping_interval = 1");
+        WscMsgIn f;
+        cr_assert_eq(wsc_recv(&idle, &f, 4000), 1, "no ping within 4 s of ping_interval = 1");
         cr_assert_eq(f.opcode, WSC_PING, "a frame of opcode %u, not a ping", f.opcode);
         wsc_free(&idle);
         wsc_free(&stalled);
@@ -1796,16 +1928,18 @@ static size_t tcp_wmem_max(void) {
         return max;
 }
 
-/* The most seq messages the socket buffers between the daemon and a reader
- * with a 4 KiB receive buffer can hold: past them the daemon queues. */
-static uint32_t socket_buffers_hold(void) {
-        return (uint32_t)((tcp_wmem_max() + 2 * 4096) / SEQ_LEN) + 64;
+/* The most seq messages of len bytes the socket buffers between the daemon
+ * and a reader with a 4 KiB receive buffer can hold: past them the daemon
+ * queues. (Framed, a message takes more than len bytes there.) */
+static uint32_t socket_buffers_hold(size_t len) {
+        return (uint32_t)((tcp_wmem_max() + 2 * 4096) / len) + 64;
 }
 
 /* A daemon (max_queue_bytes 64 MiB, and settings), a WebSocket reader with
  * a 4 KiB receive buffer (so that the daemon queues for it, and is often
  * inside a frame when the reader says something), and a line client that
- * has sent count seq messages, all read by the daemon. */
+ * has sent count seq messages of SEQ_LEN_FRAGMENTED bytes (each two
+ * fragments on the wire, then a trailer pong), all read by the daemon. */
 typedef struct Backlog {
         Daemon d;
         WsClient reader;
@@ -1824,14 +1958,19 @@ static void backlog_start(Backlog *b, const char *settings, uint32_t count) {
         b->sender = client_connect(b->d.port);
         wait_clients(&b->d, 2);
         b->count = count;
-        char *all = malloc((size_t)count * SEQ_LEN);
+        char *all = malloc((size_t)count * SEQ_LEN_FRAGMENTED);
         cr_assert(all);
         for (uint32_t i = 0; i < count; i++)
-                seq_msg_format(all + (size_t)i * SEQ_LEN, SEQ_LEN, i);
-        client_send(b->sender, all, (size_t)count * SEQ_LEN);
+                seq_msg_format(all + (size_t)i * SEQ_LEN_FRAGMENTED, SEQ_LEN_FRAGMENTED, i);
+        client_send(b->sender, all, (size_t)count * SEQ_LEN_FRAGMENTED);
         free(all);
         cr_assert_eq(daemon_wait_stat(&b->d, "messages", count, 10000), count);
-        b->seq = (WsSeqReader){.c = &b->reader, .strict = true, .last = -1, .pongs = true, .last_pong = -1};
+        b->seq = (WsSeqReader){.c = &b->reader,
+                               .len = SEQ_LEN_FRAGMENTED,
+                               .strict = true,
+                               .last = -1,
+                               .pongs = true,
+                               .last_pong = -1};
 }
 
 static void backlog_stop(Backlog *b) {
@@ -1841,10 +1980,11 @@ static void backlog_stop(Backlog *b) {
         daemon_stop(&b->d);
 }
 
-/* A pong goes out between broadcast frames, never inside one: a reader
- * with a 4 KiB receive buffer (so that the daemon is often inside a frame
- * when a ping comes) pings while it reads a long stream; every frame comes
- * whole, in order, each ping answered in order (RFC 6455 5.5.3 allows one
+/* A pong goes out between broadcast messages, never inside a frame nor
+ * between a message's fragments: a reader with a 4 KiB receive buffer (so
+ * that the daemon is often inside a frame when a ping comes) pings while it
+ * reads a long stream; every message comes whole, in order, each ping
+ * answered in order (RFC 6455 5.5.3 allows one
  * pong for several pings not answered yet, so some may be skipped, never
  * the last). */
 Test(websocket, pongs_between_broadcast_frames_never_inside) {
@@ -1881,7 +2021,7 @@ Test(websocket, pongs_between_broadcast_frames_never_inside) {
  * socket buffers (the daemon's send buffer, the reader's 4 KiB receive
  * buffer) may come before it. */
 Test(websocket, a_pong_overtakes_the_frames_queued_for_its_client) {
-        uint32_t ahead = socket_buffers_hold(), count = 3 * ahead;
+        uint32_t ahead = socket_buffers_hold(SEQ_LEN_FRAGMENTED), count = 3 * ahead;
         Backlog b;
         backlog_start(&b, NULL, count);
         WsClient *w = &b.reader;
@@ -1906,7 +2046,7 @@ Test(websocket, sigterm_sends_queued_messages_then_close_1001) {
         /* More than the socket buffers hold, so that the daemon still has
          * some of it queued when the signal comes. */
         Backlog b;
-        backlog_start(&b, "shutdown_timeout = 10;", 2 * socket_buffers_hold());
+        backlog_start(&b, "shutdown_timeout = 10;", 2 * socket_buffers_hold(SEQ_LEN_FRAGMENTED));
         uint32_t count = b.count;
         WsSeqReader *r = &b.seq;
         r->want = count; /* the close follows */
@@ -1951,18 +2091,16 @@ Test(websocket, idle_clients_are_pinged_and_the_silent_one_cut_off) {
                         wsc_send_msg(chatty, WSC_PONG, "", 0);
                         chatted = harness_now_ms();
                 }
-                WscFrameIn f;
-                cr_assert_eq(wsc_recv_frame(chatty, &f, 0), 0,
-                             "the chatty client got a frame or was closed");
-                cr_assert_eq(wsc_recv_frame(answers, &f, 0), 0,
-                             "the answering client got a frame or was closed");
+                WscMsgIn f;
+                cr_assert_eq(wsc_recv(chatty, &f, 0), 0, "the chatty client got a frame or was closed");
+                cr_assert_eq(wsc_recv(answers, &f, 0), 0, "the answering client got a frame or was closed");
                 if (ended) {
                         if (answers->pings_answered >= 2)
                                 break;
                         harness_sleep_ms(50);
                         continue;
                 }
-                int r = wsc_recv_frame(silent, &f, 50);
+                int r = wsc_recv(silent, &f, 50);
                 if (r > 0) {
                         cr_assert(!pinged && f.opcode == WSC_PING,
                                   "the silent client got a %s frame (opcode %u)",
@@ -2032,7 +2170,7 @@ Test(websocket, wss_with_client_identity_in_prefix) {
         wsc_bytes_free(&out);
         char want[3010];
         int n = snprintf(want, sizeof want, "alice: %.*s", (int)sizeof big, big);
-        wsc_expect_frame(&anon, WSC_TEXT, want, (size_t)n, 5000);
+        wsc_expect_msg(&anon, WSC_TEXT, want, (size_t)n, 5000);
         wsc_close_handshake(&alice, 1000);
         wsc_close_handshake(&anon, 4000);
         cr_assert_eq(daemon_stat(&d, "websocket_upgrades"), 2);

@@ -205,6 +205,7 @@ void wsc_free(WsClient *c) {
                 close(c->fd);
         free(c->in);
         free(c->payload);
+        free(c->msg);
         *c = (WsClient){.fd = -1};
 }
 
@@ -380,6 +381,8 @@ void wsc_bytes_frame(WsClient *c, WscBytes *b, const WscFrame *f, const void *pa
         uint8_t hdr[14];
         size_t h = 0;
         uint64_t claimed = f->declared_len ? f->declared_len : len;
+        cr_assert(!(f->opcode == WSC_PING && len == 1 && *(const uint8_t *)payload == '\n'),
+                  "%s: a ping with the payload \"\\n\" (its pong would pass for a trailer)", c->who);
         hdr[h++] = (uint8_t)((f->more ? 0 : 0x80) | (f->rsv & 7) << 4 | (f->opcode & 0x0F));
         uint8_t mask_bit = f->unmasked ? 0 : 0x80;
         WscLenForm form = f->len_form;
@@ -503,6 +506,26 @@ static const char *describe(const WscFrameIn *f, char *buf, size_t size) {
         return buf;
 }
 
+/* The bytes in hex, "81 7e 01 0a", for a header in a failure message. */
+static const char *hex_bytes(const uint8_t *p, size_t len, char *buf, size_t size) {
+        size_t n = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; i < len && n + 4 < size; i++)
+                n += (size_t)snprintf(buf + n, size - n, i ? " %02x" : "%02x", p[i]);
+        return buf;
+}
+
+bool wsc_head_holds_lf(uint64_t len) {
+        /* The first byte (FIN, opcode: 0x81, 0x01, 0x80...) never is 0x0a;
+         * the length is 7 bits, or 126 then 16 bits, or 127 then 64. */
+        if (len < 126)
+                return len == '\n';
+        for (int i = 0; i < (len <= 0xFFFF ? 2 : 8); i++)
+                if ((uint8_t)(len >> (8 * i)) == '\n')
+                        return true;
+        return false;
+}
+
 /* One whole frame out of c->in if there is one (1), else 0. Checks the rules
  * every server frame obeys as soon as the header is there. */
 static int parse_frame(WsClient *c, WscFrameIn *f) {
@@ -511,28 +534,28 @@ static int parse_frame(WsClient *c, WscFrameIn *f) {
         uint8_t b0 = c->in[0], b1 = c->in[1];
         uint8_t op = b0 & 0x0F, len7 = b1 & 0x7F;
         size_t hdr = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0);
-        cr_assert(!(b1 & 0x80), "the server sent a masked frame (RFC 6455 5.1)");
-        cr_assert(!(b0 & 0x70), "the server sent a frame with RSV bits 0x%x", b0 & 0x70);
-        cr_assert(op <= WSC_BINARY || (op >= WSC_CLOSE && op <= WSC_PONG), "the server sent opcode 0x%x",
-                  op);
+        cr_assert(!(b1 & 0x80), "%s: the server sent a masked frame (RFC 6455 5.1)", c->who);
+        cr_assert(!(b0 & 0x70), "%s: the server sent a frame with RSV bits 0x%x", c->who, b0 & 0x70);
+        cr_assert(op <= WSC_BINARY || (op >= WSC_CLOSE && op <= WSC_PONG), "%s: the server sent opcode 0x%x",
+                  c->who, op);
         if (c->in_len < hdr)
                 return 0;
         uint64_t len = len7;
         if (len7 == 126) {
                 len = (uint64_t)c->in[2] << 8 | c->in[3];
-                cr_assert(len >= 126, "the server sent a non-minimal 16-bit length %llu",
+                cr_assert(len >= 126, "%s: the server sent a non-minimal 16-bit length %llu", c->who,
                           (unsigned long long)len);
         } else if (len7 == 127) {
                 len = 0;
                 for (int i = 0; i < 8; i++)
                         len = len << 8 | c->in[2 + i];
-                cr_assert(len > 0xFFFF && !(len >> 63), "the server sent a bad 64-bit length %llu",
-                          (unsigned long long)len);
+                cr_assert(len > 0xFFFF && !(len >> 63), "%s: the server sent a bad 64-bit length %llu",
+                          c->who, (unsigned long long)len);
         }
         if (op >= WSC_CLOSE)
-                cr_assert(len <= 125 && (b0 & 0x80), "the server sent a %s control frame of %llu bytes",
-                          b0 & 0x80 ? "final" : "fragmented", (unsigned long long)len);
-        cr_assert(len <= WSC_FRAME_SANITY_MAX, "the server sent a frame of %llu bytes",
+                cr_assert(len <= 125 && (b0 & 0x80), "%s: the server sent a %s control frame of %llu bytes",
+                          c->who, b0 & 0x80 ? "final" : "fragmented", (unsigned long long)len);
+        cr_assert(len <= WSC_FRAME_SANITY_MAX, "%s: the server sent a frame of %llu bytes", c->who,
                   (unsigned long long)len);
         if (c->in_len - hdr < len)
                 return 0;
@@ -541,17 +564,101 @@ static int parse_frame(WsClient *c, WscFrameIn *f) {
                 cr_assert(c->payload, "out of memory");
                 c->payload_cap = len + 1;
         }
+        *f = (WscFrameIn){
+                .opcode = op, .fin = b0 & 0x80, .payload = c->payload, .len = len, .head_len = hdr};
+        memcpy(f->head, c->in, hdr);
         memcpy(c->payload, c->in + hdr, len);
         c->payload[len] = 0; /* so a text payload prints */
         consume(c, hdr + len);
-        *f = (WscFrameIn){.opcode = op, .fin = b0 & 0x80, .payload = c->payload, .len = len};
         return 1;
 }
 
-int wsc_recv_frame(WsClient *c, WscFrameIn *f, int timeout_ms) {
-        int64_t deadline = harness_now_ms() + harness_ms(timeout_ms);
+/* What a frame was to the message stream. */
+typedef enum FrameRole {
+        ROLE_CONTROL,  /* a control frame other than a trailer */
+        ROLE_TRAILER,  /* the trailer pong due */
+        ROLE_FRAGMENT, /* a fragment of a message not yet whole */
+        ROLE_MESSAGE,  /* the last (or only) frame of a data message */
+} FrameRole;
+
+static void msg_add(WsClient *c, const uint8_t *p, size_t n) {
+        if (c->msg_cap < c->msg_len + n + 1) {
+                size_t cap = c->msg_cap ? c->msg_cap : 4096;
+                while (cap < c->msg_len + n + 1)
+                        cap *= 2;
+                c->msg = realloc(c->msg, cap);
+                cr_assert(c->msg, "out of memory");
+                c->msg_cap = cap;
+        }
+        if (n)
+                memcpy(c->msg + c->msg_len, p, n);
+        c->msg_len += n;
+        c->msg[c->msg_len] = 0;
+}
+
+/* A data message is whole: it came in frames that fit the wire form (one
+ * frame, or two exactly when one frame's header would hold an LF). */
+static void msg_done(WsClient *c, unsigned frames, size_t len) {
+        cr_assert(frames == (wsc_head_holds_lf(len) ? 2u : 1u),
+                  "%s: message %llu (%zu bytes) came in %u frames, not %u", c->who,
+                  (unsigned long long)c->messages + 1, len, frames, wsc_head_holds_lf(len) ? 2u : 1u);
+        c->messages++;
+        c->trailer_due = true;
+}
+
+/* Checks a frame against the messages before it (see wsclient.h) and keeps
+ * the client's account of them. */
+static FrameRole track(WsClient *c, const WscFrameIn *f) {
+        char got[512], head[40];
+        bool data = f->opcode <= WSC_BINARY;
+        cr_assert(!data || !memchr(f->head, '\n', f->head_len),
+                  "%s: a data frame header holds the byte 0x0a: %s (%s)", c->who,
+                  hex_bytes(f->head, f->head_len, head, sizeof head), describe(f, got, sizeof got));
+        if (c->msg_open) {
+                cr_assert(f->opcode == WSC_CONT, "%s: %s between the fragments of a %s message (%u so far)",
+                          c->who, describe(f, got, sizeof got), opcode_name(c->msg_opcode), c->msg_frames);
+                msg_add(c, f->payload, f->len);
+                c->msg_frames++;
+                if (!f->fin)
+                        return ROLE_FRAGMENT;
+                c->msg_open = false;
+                msg_done(c, c->msg_frames, c->msg_len);
+                return ROLE_MESSAGE;
+        }
+        cr_assert(f->opcode != WSC_CONT, "%s: %s with no message begun", c->who,
+                  describe(f, got, sizeof got));
+        if (f->opcode == WSC_PONG && f->len == 1 && f->payload[0] == '\n') {
+                cr_assert(c->trailer_due,
+                          "%s: a trailer pong (8a 01 0a) with no message before it since the last one (%llu "
+                          "messages, %llu trailers)",
+                          c->who, (unsigned long long)c->messages, (unsigned long long)c->trailers);
+                c->trailer_due = false;
+                c->trailers++;
+                return ROLE_TRAILER;
+        }
+        cr_assert(!c->trailer_due || !(data || f->opcode == WSC_CLOSE),
+                  "%s: message %llu is not followed by its trailer pong (8a 01 0a): %s came", c->who,
+                  (unsigned long long)c->messages, describe(f, got, sizeof got));
+        if (!data)
+                return ROLE_CONTROL;
+        if (!f->fin) {
+                c->msg_open = true;
+                c->msg_opcode = f->opcode;
+                c->msg_frames = 1;
+                c->msg_len = 0;
+                msg_add(c, f->payload, f->len);
+                return ROLE_FRAGMENT;
+        }
+        msg_done(c, 1, f->len);
+        return ROLE_MESSAGE;
+}
+
+/* The next frame before deadline, checked and tracked (its role in *role),
+ * pings answered when auto_pong: as wsc_recv_frame() returns. */
+static int next_frame(WsClient *c, WscFrameIn *f, FrameRole *role, int64_t deadline) {
         for (;;) {
                 while (parse_frame(c, f)) {
+                        *role = track(c, f);
                         if (!(c->auto_pong && f->opcode == WSC_PING))
                                 return 1;
                         /* The pong's payload is the client's own copy. */
@@ -564,40 +671,117 @@ int wsc_recv_frame(WsClient *c, WscFrameIn *f, int timeout_ms) {
                 if (!fill(c, deadline)) {
                         if (!c->eof)
                                 return 0;
-                        cr_assert(c->in_len == 0, "the connection ended inside a frame (%zu bytes of it)",
+                        cr_assert(c->in_len == 0,
+                                  "%s: the connection ended inside a frame (%zu bytes of it)", c->who,
                                   c->in_len);
+                        cr_assert(!c->msg_open, "%s: the connection ended inside a message (%u fragments)",
+                                  c->who, c->msg_frames);
+                        cr_assert(!c->trailer_due,
+                                  "%s: the connection ended after message %llu, before its trailer pong",
+                                  c->who, (unsigned long long)c->messages);
                         return -1;
                 }
         }
 }
 
-void wsc_expect_frame(WsClient *c, uint8_t opcode, const void *payload, size_t len, int timeout_ms) {
-        WscFrameIn f;
-        int r = wsc_recv_frame(c, &f, timeout_ms);
-        cr_assert(r != 0, "%s: no frame within %d ms (a %s frame of %zu bytes was due)", c->who, timeout_ms,
+/* A trailer that is due, as the bytes next in c->in: 1 when it was there
+ * (taken, as track() would), 0 when only its start is there yet, -1 when
+ * nothing is buffered or what is buffered is something else. Bytes, not a
+ * frame, so that an HTTP body is never parsed as one. */
+static int take_trailer(WsClient *c) {
+        if (!c->trailer_due || c->in_len == 0)
+                return -1;
+        size_t n = c->in_len < WSC_TRAILER_LEN ? c->in_len : WSC_TRAILER_LEN;
+        if (memcmp(c->in, WSC_TRAILER, n) != 0)
+                return -1;
+        if (n < WSC_TRAILER_LEN)
+                return 0;
+        consume(c, WSC_TRAILER_LEN);
+        c->trailer_due = false;
+        c->trailers++;
+        return 1;
+}
+
+/* Reads until deadline, the end, or bytes other than the trailer due. */
+static void wait_past_trailer(WsClient *c, int64_t deadline) {
+        for (;;) {
+                int t = take_trailer(c);
+                if (t == 1)
+                        continue;
+                if (t < 0 && c->in_len > 0)
+                        return;
+                if (!fill(c, deadline))
+                        return;
+        }
+}
+
+int wsc_recv_frame(WsClient *c, WscFrameIn *f, int timeout_ms) {
+        FrameRole role;
+        return next_frame(c, f, &role, harness_now_ms() + harness_ms(timeout_ms));
+}
+
+int wsc_recv(WsClient *c, WscMsgIn *m, int timeout_ms) {
+        int64_t deadline = harness_now_ms() + harness_ms(timeout_ms);
+        for (;;) {
+                WscFrameIn f;
+                FrameRole role;
+                int r = next_frame(c, &f, &role, deadline);
+                if (r <= 0)
+                        return r;
+                if (role == ROLE_TRAILER || role == ROLE_FRAGMENT)
+                        continue;
+                bool joined = role == ROLE_MESSAGE && f.opcode == WSC_CONT;
+                *m = (WscMsgIn){.opcode = joined ? c->msg_opcode : f.opcode,
+                                .payload = joined ? c->msg : f.payload,
+                                .len = joined ? c->msg_len : f.len,
+                                .frames = joined ? c->msg_frames : 1};
+                return 1;
+        }
+}
+
+bool wsc_between_messages(const WsClient *c) {
+        return c->in_len == 0 && !c->msg_open && !c->trailer_due;
+}
+
+/* "a text message of 5 bytes (in 2 frames): hello" */
+static const char *describe_msg(const WscMsgIn *m, char *buf, size_t size) {
+        char bytes[320];
+        describe_bytes(m->payload, m->len, bytes, sizeof bytes);
+        char frames[32] = "";
+        if (m->frames != 1)
+                snprintf(frames, sizeof frames, " (in %u frames)", m->frames);
+        snprintf(buf, size, "a %s %s of %zu bytes%s: %s", opcode_name(m->opcode),
+                 m->opcode <= WSC_BINARY ? "message" : "frame", m->len, frames, bytes);
+        return buf;
+}
+
+void wsc_expect_msg(WsClient *c, uint8_t opcode, const void *payload, size_t len, int timeout_ms) {
+        WscMsgIn m;
+        int r = wsc_recv(c, &m, timeout_ms);
+        cr_assert(r != 0, "%s: nothing within %d ms (a %s of %zu bytes was due)", c->who, timeout_ms,
                   opcode_name(opcode), len);
-        cr_assert(r > 0, "%s: the connection ended (a %s frame of %zu bytes was due)", c->who,
-                  opcode_name(opcode), len);
-        if (f.fin && f.opcode == opcode && f.len == len && memcmp(f.payload, payload, len) == 0)
+        cr_assert(r > 0, "%s: the connection ended (a %s of %zu bytes was due)", c->who, opcode_name(opcode),
+                  len);
+        if (m.opcode == opcode && m.len == len && memcmp(m.payload, payload, len) == 0)
                 return;
         char got[512], want[320];
         describe_bytes(payload, len, want, sizeof want);
-        cr_assert_fail("%s: expected a final %s frame of %zu bytes: %s; got %s", c->who, opcode_name(opcode),
-                       len, want, describe(&f, got, sizeof got));
+        cr_assert_fail("%s: expected a %s of %zu bytes: %s; got %s", c->who, opcode_name(opcode), len, want,
+                       describe_msg(&m, got, sizeof got));
 }
 
 void wsc_expect_text(WsClient *c, const char *s) {
-        wsc_expect_frame(c, WSC_TEXT, s, strlen(s), WSC_WAIT_MS);
+        wsc_expect_msg(c, WSC_TEXT, s, strlen(s), WSC_WAIT_MS);
 }
 
 void wsc_expect_close(WsClient *c, uint16_t code, char *reason, size_t reason_size, int timeout_ms) {
-        WscFrameIn f;
-        int r = wsc_recv_frame(c, &f, timeout_ms);
+        WscMsgIn f;
+        int r = wsc_recv(c, &f, timeout_ms);
         cr_assert(r != 0, "%s: no close %u within %d ms", c->who, code, timeout_ms);
         cr_assert(r > 0, "%s: the connection ended without a close frame (%u was due)", c->who, code);
         char got[512];
         cr_assert(f.opcode == WSC_CLOSE, "%s: expected a close %u, got %s", c->who, code,
-                  describe(&f, got, sizeof got));
+                  describe_msg(&f, got, sizeof got));
         cr_assert(f.len != 1, "%s: a close payload of 1 byte", c->who);
         uint16_t have = f.len ? (uint16_t)(f.payload[0] << 8 | f.payload[1]) : WSC_CLOSE_EMPTY;
         cr_assert(f.len == 0 || wsc_utf8_valid(f.payload + 2, f.len - 2), "%s: a close reason not UTF-8",
@@ -610,14 +794,15 @@ void wsc_expect_close(WsClient *c, uint16_t code, char *reason, size_t reason_si
 }
 
 void wsc_expect_eof(WsClient *c, int timeout_ms) {
-        int64_t deadline = harness_now_ms() + harness_ms(timeout_ms);
-        while (c->in_len == 0 && fill(c, deadline))
-                ;
+        wait_past_trailer(c, harness_now_ms() + harness_ms(timeout_ms));
         /* Shown as bytes: they may be a frame or a stray HTTP body. */
         char got[320];
         describe_bytes(c->in, c->in_len, got, sizeof got);
         cr_assert(c->in_len == 0, "%s: %zu bytes where the end was due: %s", c->who, c->in_len, got);
         cr_assert(c->eof, "%s: still open %d ms after the end was due", c->who, timeout_ms);
+        cr_assert(!c->msg_open && !c->trailer_due, "%s: the end came %s", c->who,
+                  c->msg_open ? "inside a fragmented message"
+                              : "before the trailer pong of the last message");
 }
 
 void wsc_expect_closing_handshake(WsClient *c, uint16_t code) {
@@ -639,14 +824,13 @@ void wsc_close_handshake(WsClient *c, uint16_t code) {
 }
 
 void wsc_expect_nothing(WsClient *c, int wait_ms) {
-        int64_t deadline = harness_now_ms() + harness_ms(wait_ms);
-        while (c->in_len == 0 && fill(c, deadline))
-                ;
+        wait_past_trailer(c, harness_now_ms() + harness_ms(wait_ms));
         WscFrameIn f;
         char got[512];
         if (parse_frame(c, &f))
                 cr_assert_fail("%s: %s where nothing was due", c->who, describe(&f, got, sizeof got));
-        cr_assert(c->in_len == 0, "%s: %zu bytes where nothing was due", c->who, c->in_len);
+        describe_bytes(c->in, c->in_len, got, sizeof got);
+        cr_assert(c->in_len == 0, "%s: %zu bytes where nothing was due: %s", c->who, c->in_len, got);
         cr_assert(!c->eof, "%s: the connection ended where nothing was due", c->who);
 }
 

@@ -7,6 +7,18 @@
  * checked strictly (unmasked, no RSV bits, minimal lengths, whole control
  * frames, valid close payloads) and every wait has a deadline.
  *
+ * The daemon's wire form for broadcast messages is checked on every frame
+ * received, whichever call receives it: a message is one data frame, or two
+ * fragments (a first one, FIN clear, then one final continuation) exactly
+ * when its single-frame header would hold the byte 0x0A; no data frame
+ * header ever holds 0x0A; no control frame comes between fragments; and
+ * every message is followed by exactly one trailer pong (WSC_TRAILER: a
+ * pong with the payload "\n") before the next data frame, the close or the
+ * end. Trailers are skipped silently by the message calls (wsc_recv() and
+ * the wsc_expect_*() built on it); any other pong is an answer to one of
+ * the client's pings, so the client never sends a ping with the payload
+ * "\n" (it could not tell the answer from a trailer).
+ *
  * Plain TCP or TLS (OpenSSL). The socket is non-blocking; waits use poll().
  * Failures end the test through criterion, as in harness.c. */
 #pragma once
@@ -24,6 +36,10 @@ enum {
         WSC_PING = 0x9,
         WSC_PONG = 0xA,
 };
+
+/* The trailer pong that follows every broadcast message on the wire. */
+#define WSC_TRAILER "\x8a\x01\x0a"
+#define WSC_TRAILER_LEN 3
 
 /* Close "code" meaning a close frame with an empty payload (RFC 6455 7.1.5:
  * the receiver then reports 1005, which is never on the wire). */
@@ -44,8 +60,18 @@ typedef struct WsClient {
         bool eof;         /* the server closed (FIN or reset) */
         uint8_t *payload; /* the payload of the frame last received */
         size_t payload_cap;
-        uint32_t mask_state; /* next masking keys (never 0: a server that
-                                forgets to unmask must see garbage) */
+        /* The data message last begun in fragments: its opcode, its frames
+         * and payload so far; msg_open while more fragments are due. */
+        bool msg_open;
+        uint8_t msg_opcode;
+        unsigned msg_frames;
+        uint8_t *msg;
+        size_t msg_len, msg_cap;
+        /* A whole broadcast message came; its trailer pong has not yet. */
+        bool trailer_due;
+        uint64_t messages, trailers; /* received so far */
+        uint32_t mask_state;         /* next masking keys (never 0: a server that
+                                        forgets to unmask must see garbage) */
 } WsClient;
 
 /* --- connecting ------------------------------------------------------------ */
@@ -136,7 +162,8 @@ void wsc_bytes_add(WscBytes *b, const void *p, size_t n);
 void wsc_bytes_free(WscBytes *b);
 
 /* Appends one frame to b, masked with the client's next key (unless
- * f->unmasked). */
+ * f->unmasked). A ping with the payload "\n" fails the test: its answer
+ * would be a trailer pong. */
 void wsc_bytes_frame(WsClient *c, WscBytes *b, const WscFrame *f, const void *payload, size_t len);
 
 /* Sends all of buf within 10 s; fails the test otherwise. */
@@ -157,35 +184,62 @@ void wsc_send_close(WsClient *c, uint16_t code, const char *reason);
 
 /* --- receiving -------------------------------------------------------------- */
 
+/* One frame as it came, trailer pongs and fragments included. */
 typedef struct WscFrameIn {
         uint8_t opcode;
         bool fin;
         const uint8_t *payload; /* valid until the next receive */
         size_t len;
+        uint8_t head[10]; /* the header's bytes (a server's has no key) */
+        size_t head_len;
 } WscFrameIn;
 
 /* The next frame within timeout_ms: 1, 0 when none came whole in time
  * (what came of it stays buffered), -1 when the connection ended before a
- * byte of one (a frame cut by the end fails the test). Fails the test on a
- * frame no server may send (masked, RSV bits, unknown opcode, non-minimal
- * length, a control frame over 125 bytes or fragmented). */
+ * byte of one (a frame cut by the end fails the test, as does an end
+ * inside a fragmented message or before a trailer due). Fails the test on
+ * a frame no server may send (masked, RSV bits, unknown opcode,
+ * non-minimal length, a control frame over 125 bytes or fragmented) and
+ * on one out of the daemon's wire form (see the top). Pings answered by
+ * auto_pong are not handed out. */
 int wsc_recv_frame(WsClient *c, WscFrameIn *f, int timeout_ms);
-/* The next frame is a final one of opcode with exactly this payload. */
-void wsc_expect_frame(WsClient *c, uint8_t opcode, const void *payload, size_t len, int timeout_ms);
-/* The next frame is one unfragmented text message s (within 5 s). */
+
+/* One message: a whole data message (WSC_TEXT or WSC_BINARY, its fragments
+ * joined) or a control frame (never a trailer pong). */
+typedef struct WscMsgIn {
+        uint8_t opcode;
+        const uint8_t *payload; /* NUL-terminated, valid until the next receive */
+        size_t len;
+        unsigned frames; /* the frames it came in */
+} WscMsgIn;
+
+/* The next message within timeout_ms, as for wsc_recv_frame(): 1, 0 (what
+ * came of it stays buffered, fragments included), -1 at the end. Trailer
+ * pongs are checked and skipped. */
+int wsc_recv(WsClient *c, WscMsgIn *m, int timeout_ms);
+/* The next message is of opcode with exactly this payload. */
+void wsc_expect_msg(WsClient *c, uint8_t opcode, const void *payload, size_t len, int timeout_ms);
+/* Whether a frame of len bytes needs a header that holds the byte 0x0A
+ * (then the daemon sends a message of len bytes in two fragments). */
+bool wsc_head_holds_lf(uint64_t len);
+/* The next message is the text message s (within 5 s). */
 void wsc_expect_text(WsClient *c, const char *s);
+/* Nothing is pending: no bytes of a frame buffered, no fragment of a
+ * message, no trailer due. */
+bool wsc_between_messages(const WsClient *c);
 /* The next frame is a close with this code (WSC_CLOSE_EMPTY: no payload),
  * a valid reason (UTF-8, ≤ 123 bytes) copied into reason when not NULL. */
 void wsc_expect_close(WsClient *c, uint16_t code, char *reason, size_t reason_size, int timeout_ms);
-/* The connection ends within timeout_ms with nothing else arriving. */
+/* The connection ends within timeout_ms with nothing else arriving (but
+ * the trailer due). */
 void wsc_expect_eof(WsClient *c, int timeout_ms);
 /* A close with code arrives; the client answers it (the same code) and the
  * server then closes TCP: the whole closing handshake the server leads. */
 void wsc_expect_closing_handshake(WsClient *c, uint16_t code);
 /* The client leads: sends a close with code, expects it echoed, then EOF. */
 void wsc_close_handshake(WsClient *c, uint16_t code);
-/* Fails the test, saying what came, if anything (a byte, the end) arrives
- * within wait_ms. */
+/* Fails the test, saying what came, if anything (a byte, the end) but the
+ * trailer due arrives within wait_ms. */
 void wsc_expect_nothing(WsClient *c, int wait_ms);
 
 /* --- UTF-8 ------------------------------------------------------------------ */

@@ -58,13 +58,29 @@ class Inbox {
     }
 }
 
-// A WebSocket client whose messages ({text, data}) and close go to inboxes.
+// A WebSocket client whose messages ({text, data}), pongs and close go to
+// inboxes. The daemon follows every message with an unsolicited pong whose
+// payload is "\n" (a trailer): those are counted, one after each message,
+// not handed out; other pongs answer our pings.
 function openWs() {
     return new Promise((resolve, reject) => {
         const ws = new WebSocket(url, { handshakeTimeout: TIMEOUT_MS });
         ws.inbox = new Inbox();
+        ws.pongs = new Inbox();
         ws.closed = new Inbox();
-        ws.on('message', (data, isBinary) => ws.inbox.push({ text: !isBinary, data }));
+        ws.messages = 0;
+        ws.trailers = 0;
+        ws.on('message', (data, isBinary) => {
+            check(ws.trailers === ws.messages, `message ${ws.messages} came before the trailer pong of the last one`);
+            ws.messages++;
+            ws.inbox.push({ text: !isBinary, data });
+        });
+        ws.on('pong', (data) => {
+            if (data.length !== 1 || data[0] !== 0x0a)
+                return ws.pongs.push(data);
+            check(ws.trailers < ws.messages, `a trailer pong with no message before it (${ws.messages} messages)`);
+            ws.trailers++;
+        });
         ws.on('close', (code, reason) => ws.closed.push({ code, reason: reason.toString() }));
         ws.once('open', () => resolve(ws));
         ws.once('error', reject);
@@ -123,6 +139,7 @@ async function exchange(a, b, watcher, line) {
         ['héllo wörld', {}, true],
         [Buffer.from([0xff, 0xfe, 0x00]), {}, false],
         [Buffer.from('binary but UTF-8'), {}, true],
+        ['y'.repeat(2570), {}, true], // 0x0a0a bytes: the daemon sends it in two fragments
     ];
     for (const [sent, opts, text] of fromWs) {
         a.send(sent, opts);
@@ -177,6 +194,8 @@ async function order(a, b, watcher, line, n = 100) {
 async function closedWith(ws, code, what) {
     const c = await ws.closed.next(`the close of ${what}`);
     check(c.code === code, `${what}: closed with ${c.code}, not ${code}`);
+    // The close comes last: every message's trailer came before it.
+    check(ws.trailers === ws.messages, `${what}: ${ws.messages} messages, ${ws.trailers} trailer pongs`);
 }
 
 async function main() {
@@ -186,11 +205,9 @@ async function main() {
     await exchange(a, b, watcher, line);
     await order(a, b, watcher, line);
 
-    const pong = new Promise((resolve) => a.once('pong', resolve));
     a.ping('are you there');
-    const timeout = new Promise((resolve) => setTimeout(resolve, TIMEOUT_MS, null));
-    const data = await Promise.race([pong, timeout]);
-    check(data && data.toString() === 'are you there', 'no pong with the ping\'s payload');
+    const data = await a.pongs.next('the pong of a ping');
+    check(data.toString() === 'are you there', `a pong of ${JSON.stringify(data.toString())}, not the ping's payload`);
 
     const bad = await openWs();
     bad.send('two\nlines');

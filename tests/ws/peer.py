@@ -89,6 +89,7 @@ class Peer:
             (b"\xff\xfe\x00", b"\xff\xfe\x00", b"\xff\xfe\x00\n"),
             (b"binary but UTF-8", "binary but UTF-8", b"binary but UTF-8\n"),
             (["frag", "mented"], "fragmented", b"fragmented\n"),
+            ("y" * 2570, "y" * 2570, b"y" * 2570 + b"\n"),  # 0x0a0a bytes: the daemon sends 2 fragments
             ("", "", b"\n"),
         ]
         for sent, framed, as_line in cases:
