@@ -69,6 +69,9 @@ typedef enum Proto { PROTO_LINE, PROTO_RESP, PROTO_NATS, PROTO_MQTT } Proto;
 #define MAX_MESSAGE_BYTES (1024L * 1024)
 #define CONTROL_MAX 4096 /* longest control line kept across reads (NATS INFO) */
 #define READ_BUFFER_SIZE ((size_t)256 * 1024)
+/* A publisher builds at most this much per write, in messages of B bytes as
+ * the window counts them (not in bytes of its protocol's framing): every
+ * protocol sends the same messages a write, and a 64 KiB window one write. */
 #define SEND_BATCH_BYTES ((size_t)64 * 1024)
 #define CONNECTS_IN_FLIGHT 256 /* below any listen backlog: no SYN is dropped */
 #define SYNC_WORD "SYNC"
@@ -1446,7 +1449,7 @@ typedef struct Result {
 static Result run_traffic(void) {
         Result res = {0};
         uint64_t window = opt.window_bytes / opt.bytes ? opt.window_bytes / opt.bytes : 1;
-        uint64_t batch = SEND_BATCH_BYTES / publish_len ? SEND_BATCH_BYTES / publish_len : 1;
+        uint64_t batch = SEND_BATCH_BYTES / opt.bytes ? SEND_BATCH_BYTES / opt.bytes : 1;
         double cpu0 = server_cpu_seconds();
         uint64_t t0 = now_ns(), send_end = t0 + (uint64_t)(opt.duration * 1e9), t_last = t0;
         uint64_t total_sent = 0;
