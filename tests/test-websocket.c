@@ -24,7 +24,7 @@
 #include "harness.h"
 #include "wsclient.h"
 
-TestSuite(websocket, .fini = harness_cleanup, .timeout = 120);
+TestSuite(websocket, .fini = harness_cleanup, .timeout = 240);
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -2250,7 +2250,7 @@ static void start_peer_daemon(Daemon *d, uint16_t ports[MAX_WS_LISTENERS]) {
 
 /* python3-websockets (Debian's, seen only by /usr/bin/python3) over ws://
  * and over wss:// with Python's ssl, each with a line client of its own. */
-Test(websocket, python_websockets_peer, .timeout = 120) {
+Test(websocket, python_websockets_peer) {
         if (system("/usr/bin/python3 -c 'import websockets' >/dev/null 2>&1") != 0)
                 cr_skip_test("python3-websockets is not installed for /usr/bin/python3");
         Daemon d;
@@ -2307,7 +2307,7 @@ static bool install_node_ws(char *node_modules, size_t size) {
 }
 
 /* node's ws (npm, version 8) over ws://, with a line client. */
-Test(websocket, node_ws_peer, .timeout = 300) {
+Test(websocket, node_ws_peer) {
         if (system("command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1") != 0)
                 cr_skip_test("node or npm is not installed");
         char node_modules[512], node_path[600];
