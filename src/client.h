@@ -115,8 +115,8 @@ size_t client_pending_input(const Client *c);
 uint64_t client_waiting(const Client *c, const BcastLog *log, uint64_t skip);
 
 /* Writes everything queued (up to the caps) in one transport write: for a
- * WebSocket client, the codec's control bytes and the broadcast messages,
- * a frame each.
+ * WebSocket client ('log' is then the framed copy), the codec's control
+ * bytes too, between two messages.
  * Returns 0 when the client is caught up, 1 when more is queued (a short
  * write included: only EAGAIN proves that an EPOLLOUT edge will follow),
  * -EAGAIN when the socket is full (c->writable is then false), or another

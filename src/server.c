@@ -787,12 +787,12 @@ static int server_watch_listeners(Server *s, bool passed) {
                 const ConnSpec *spec = &l->spec;
                 const char *role =
                         spec->role < ARRAY_SIZE(roles) && roles[spec->role] ? roles[spec->role] : "";
-                const char *protocol = spec->protocol == LISTEN_PROTOCOL_WEBSOCKET ? ", websocket"
-                                       : spec->protocol == LISTEN_PROTOCOL_METRICS ? ", metrics"
-                                                                                   : "";
+                const char *protocol = spec->protocol != LISTEN_PROTOCOL_LINE
+                                               ? listen_protocol_to_string(spec->protocol)
+                                               : NULL;
                 char what[96];
-                (void)snprintf(what, sizeof(what), "%s%s%s%s", passed ? ", passed by systemd" : "", protocol,
-                               spec->tls ? ", TLS" : "", role);
+                (void)snprintf(what, sizeof(what), "%s%s%s%s%s", passed ? ", passed by systemd" : "",
+                               protocol ? ", " : "", protocol ?: "", spec->tls ? ", TLS" : "", role);
                 log_notice("%s %s%s%s%s", passed ? "serving" : "listening on", l->name, what[0] ? " (" : "",
                            what[0] ? what + 2 : "", what[0] ? ")" : "");
         }
